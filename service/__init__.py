@@ -1,0 +1,1 @@
+"""The triage service: engine, audit store, fairness audit, gRPC transport, metrics, CLI."""

@@ -1,0 +1,118 @@
+"""The one settings object. Every field is read from the environment with the ``TRIAGE_``
+prefix (``TRIAGE_PORT``, ``TRIAGE_DATA_DIR`` ...) and may be overridden by CLI flags.
+Everything else in the service receives settings as an argument; nothing else reads the
+environment.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fhir_adapters.config import ExtractionConfig
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", frozen=True, extra="forbid")
+
+    # --- network -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the gRPC server binds.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free port.")
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Prometheus /metrics port; 0 picks a free port."
+    )
+    workers: int = Field(2, ge=1, le=64, description="gRPC worker threads.")
+    grace_period_s: float = Field(
+        10.0, ge=0, description="On SIGTERM, how long calls in flight may take to finish."
+    )
+
+    # --- state -----------------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path("var"), description="Holds the audit store (audit.sqlite) and the pseudonym key."
+    )
+    audit_synchronous: Literal["normal", "full"] = Field(
+        "normal",
+        description=(
+            "SQLite synchronous mode in WAL. normal: every committed record survives a process "
+            "crash (~10 us); full: also survives power loss (~110 us)."
+        ),
+    )
+    pseudonym_key: SecretStr | None = Field(
+        None,
+        description=(
+            "HMAC key for patient/encounter pseudonyms. Unset: a random key is created once in "
+            "<data_dir>/pseudonym.key (mode 0600) and reused."
+        ),
+    )
+
+    # --- model -----------------------------------------------------------------------------
+    model_registry: Path = Field(
+        _REPO_ROOT / "models" / "registry", description="Root of the versioned model registry."
+    )
+    model_name: str = Field("mace-30d", description="Registered model to serve (its ACTIVE).")
+    execution_provider: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when onnxruntime-gpu and a GPU are present, else CPU."
+    )
+
+    # --- FHIR input --------------------------------------------------------------------------
+    max_bundle_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Larger bundles: RESOURCE_EXHAUSTED.")
+    max_bundle_entries: int = Field(20_000, ge=1)
+    max_json_depth: int = Field(64, ge=8)
+    vitals_staleness_hours: float = Field(24.0, gt=0, description="Older vitals are 'stale'.")
+    troponin_staleness_hours: float = Field(24.0, gt=0)
+    ecg_staleness_hours: float = Field(24.0, gt=0)
+    strict_validation: bool = Field(
+        False, description="Also validate every bundle with fhir.resources R4B (~3 ms)."
+    )
+
+    # --- fairness audit ----------------------------------------------------------------------
+    escalation_max_esi: int = Field(
+        2, ge=1, le=5, description="Escalation = band HIGH or ESI <= this value."
+    )
+    fairness_window_count: int = Field(1000, ge=10, description="Decisions kept per facility.")
+    fairness_window_seconds: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Decisions older than this leave the window."
+    )
+    fairness_min_group_count: int = Field(
+        30, ge=1, description="Groups smaller than this are 'insufficient data'."
+    )
+    fairness_warn_difference: float = Field(0.10, ge=0, le=1)
+    fairness_alert_difference: float = Field(0.20, ge=0, le=1)
+    fairness_report_interval_s: float = Field(
+        60.0, gt=0, description="Period of the background Fairlearn MetricFrame report."
+    )
+    facility_allow_list: tuple[str, ...] = Field(
+        (), description="Facility references used as metric labels; others are 'other'."
+    )
+    counterfactual: bool = Field(
+        True, description="Re-score each encounter with race, ethnicity and sex swapped."
+    )
+
+    # --- admin -------------------------------------------------------------------------------
+    admin_token: SecretStr | None = Field(
+        None, description="Admin RPCs (reload, shadow, rollback) are off unless this is set."
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def extraction_config(self, pseudonym_key: bytes) -> ExtractionConfig:
+        return ExtractionConfig(
+            max_bytes=self.max_bundle_bytes,
+            max_entries=self.max_bundle_entries,
+            max_depth=self.max_json_depth,
+            vitals_staleness=timedelta(hours=self.vitals_staleness_hours),
+            troponin_staleness=timedelta(hours=self.troponin_staleness_hours),
+            ecg_staleness=timedelta(hours=self.ecg_staleness_hours),
+            strict_validation=self.strict_validation,
+            pseudonym_key=pseudonym_key,
+        )
+
+    @property
+    def audit_db_path(self) -> Path:
+        return self.data_dir / "audit.sqlite"
