@@ -41,9 +41,9 @@ class FhirAdapterError(Exception):
         super().__init__(f"{reason.value} at {path}")
 
 
-class BundleRejected(FhirAdapterError):
+class BundleRejected(FhirAdapterError):  # noqa: N818 -- public name fixed by the contract
     """The input is not an assessable FHIR R4 triage bundle."""
 
 
-class BundleTooLarge(FhirAdapterError):
+class BundleTooLarge(FhirAdapterError):  # noqa: N818 -- public name fixed by the contract
     """The input is above a configured size, entry-count or nesting limit."""

@@ -212,6 +212,7 @@ FEATURE_SCHEMA: FeatureSchema = _build_schema()
 FEATURE_NAMES: tuple[str, ...] = FEATURE_SCHEMA.names
 N_FEATURES: int = FEATURE_SCHEMA.n_features
 
+_MEASUREMENT_IMPUTES: tuple[float, ...] = tuple(impute for _, impute, _, _ in _MEASUREMENTS)
 _PRESENT = Status.PRESENT
 _HS = TroponinAssay.HIGH_SENSITIVITY
 _LOG10 = math.log10
@@ -224,16 +225,17 @@ def feature_row(f: ClinicalFeatures) -> list[float]:
     """
     row: list[float] = []
     append = row.append
-    for m, impute in (
-        (f.age_years, 60.0),
-        (f.heart_rate, 80.0),
-        (f.systolic_bp, 130.0),
-        (f.diastolic_bp, 80.0),
-        (f.respiratory_rate, 16.0),
-        (f.spo2, 97.0),
-        (f.temperature_c, 36.8),
-        (f.bmi, 27.0),
-    ):
+    measurements = (
+        f.age_years,
+        f.heart_rate,
+        f.systolic_bp,
+        f.diastolic_bp,
+        f.respiratory_rate,
+        f.spo2,
+        f.temperature_c,
+        f.bmi,
+    )
+    for m, impute in zip(measurements, _MEASUREMENT_IMPUTES, strict=True):
         value = m.value
         if m.status is _PRESENT and value is not None:
             append(value)

@@ -67,6 +67,11 @@ class GroupRate:
     outcomes: int = 0  # assessments in the window with a reported outcome
     mace: int = 0  # of those, MACE = yes
     false_negative_rate: float | None = None  # missed MACE (not escalated) / MACE
+    missed: int = 0  # MACE outcomes that had not been escalated
+    fnr_ci_low: float | None = None  # Wilson 95% interval of false_negative_rate
+    fnr_ci_high: float | None = None
+    mean_predicted: float | None = None  # mean MACE probability of those with an outcome
+    observed_mace_rate: float | None = None  # mace / outcomes (calibration: vs mean_predicted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +141,17 @@ class Assessment:
     fairness_audit: FairnessAudit | None
     encounter_selection: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeAck:
+    """The answer to ReportOutcome. An encounter reference joins the outcome to every
+    assessment recorded for that encounter: ``audit_ids`` lists them all (oldest first) and
+    ``audit_id`` is the most recent one."""
+
+    audit_id: str
+    duplicate: bool  # True when this exact outcome had already been recorded (idempotent repeat)
+    audit_ids: tuple[str, ...]
+    mace: bool
+    occurred_at: datetime | None
+    reported_at: datetime

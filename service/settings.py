@@ -28,6 +28,13 @@ class Settings(BaseSettings):
         9464, ge=0, le=65535, description="Prometheus /metrics port; 0 picks a free port."
     )
     workers: int = Field(2, ge=1, le=64, description="gRPC worker threads.")
+    reuse_port: bool = Field(
+        False,
+        description=(
+            "Set SO_REUSEPORT so several server processes share the gRPC port (the kernel "
+            "spreads connections). Off: binding a port in use fails."
+        ),
+    )
     grace_period_s: float = Field(
         10.0, ge=0, description="On SIGTERM, how long calls in flight may take to finish."
     )
@@ -41,6 +48,15 @@ class Settings(BaseSettings):
         description=(
             "SQLite synchronous mode in WAL. normal: every committed record survives a process "
             "crash (~10 us); full: also survives power loss (~110 us)."
+        ),
+    )
+    audit_busy_timeout_ms: int = Field(
+        2000,
+        ge=0,
+        le=60_000,
+        description=(
+            "How long a write waits for a lock held by another process before the audit "
+            "store is declared unavailable (the request then fails closed with UNAVAILABLE)."
         ),
     )
     pseudonym_key: SecretStr | None = Field(
@@ -61,7 +77,9 @@ class Settings(BaseSettings):
     )
 
     # --- FHIR input --------------------------------------------------------------------------
-    max_bundle_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Larger bundles: RESOURCE_EXHAUSTED.")
+    max_bundle_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Larger bundles: RESOURCE_EXHAUSTED."
+    )
     max_bundle_entries: int = Field(20_000, ge=1)
     max_json_depth: int = Field(64, ge=8)
     vitals_staleness_hours: float = Field(24.0, gt=0, description="Older vitals are 'stale'.")

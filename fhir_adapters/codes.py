@@ -1,0 +1,167 @@
+"""Every code the extractor recognises, in one place. Sources: the project's
+reference/clinical.md §4 (LOINC, SNOMED CT, ICD-10-CM); additions are marked.
+
+ICD-10-CM codes are compared without the dot and upper-cased ("R07.9" == "R079"); ICD
+entries here are *prefixes* ("E78" matches E78.0 .. E78.5 and their children).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+ICD10_SYSTEMS = frozenset({"http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10"})
+OMB_SYSTEM = "urn:oid:2.16.840.1.113883.6.238"
+NULL_FLAVOR_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
+
+Coding = tuple[str, str]  # (system, code); either may be "" when absent
+
+
+# --- vitals (LOINC) -----------------------------------------------------------------------
+HEART_RATE = frozenset({"8867-4"})
+BP_PANELS = frozenset({"85354-9", "55284-4"})  # 55284-4: the legacy panel Synthea uses
+SYSTOLIC = "8480-6"
+DIASTOLIC = "8462-4"
+RESPIRATORY_RATE = frozenset({"9279-1"})
+SPO2 = frozenset({"2708-6", "59408-5"})
+# 8331-1 (oral temperature) is an addition: Synthea records temperature under it.
+TEMPERATURE = frozenset({"8310-5", "8331-1"})
+WEIGHT = frozenset({"29463-7"})
+HEIGHT = frozenset({"8302-2"})
+BMI = frozenset({"39156-5"})
+
+# --- troponin (LOINC): code -> (analyte, high-sensitivity?) --------------------------------
+TROPONIN: dict[str, tuple[str, bool]] = {
+    "10839-9": ("I", False),  # TnI, serum/plasma
+    "42757-5": ("I", False),  # TnI, blood
+    "49563-0": ("I", False),  # TnI, serum/plasma, detection limit <= 0.01 ng/mL
+    "89579-7": ("I", True),  # hs-TnI
+    "6598-7": ("T", False),  # TnT, serum/plasma
+    "48425-3": ("T", False),  # TnT, blood
+    "67151-1": ("T", True),  # hs-TnT
+}
+
+# --- smoking (LOINC 72166-2 answers, SNOMED) ------------------------------------------------
+SMOKING_STATUS = "72166-2"
+SMOKING_CURRENT = frozenset({"449868002", "428041000124106", "428071000124103", "428061000124105"})
+SMOKING_FORMER = frozenset({"8517006"})
+QUIT_WINDOW_DAYS = 90  # HEART: "current smoker or quit within 3 months"
+
+# --- ECG findings (SNOMED) -------------------------------------------------------------------
+ECG_ST_DEVIATION = frozenset({"26141007", "429622005", "76388001", "164931005"})
+ECG_NONSPECIFIC = frozenset(
+    {"63467002", "164909002", "164873001", "55827005", "428750005", "59931005", "10370003"}
+)
+ECG_NORMAL = frozenset({"164854000"})  # addition: "Electrocardiogram normal"
+ECG_FINDINGS = ECG_ST_DEVIATION | ECG_NONSPECIFIC | ECG_NORMAL
+
+# --- symptom observation carrying the symptom as its value (addition) -----------------------
+SYMPTOM_OBSERVATION = "75325-1"  # LOINC "Symptom"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeSet:
+    """SNOMED codes (exact) and ICD-10-CM prefixes (dot-less, upper case)."""
+
+    snomed: frozenset[str]
+    icd10_prefixes: tuple[str, ...] = ()
+
+    def matches(self, codings: Iterable[Coding]) -> bool:
+        for system, code in codings:
+            if system == SNOMED and code in self.snomed:
+                return True
+            if system in ICD10_SYSTEMS and self.icd10_prefixes:
+                normal = code.replace(".", "").upper()
+                if normal.startswith(self.icd10_prefixes):
+                    return True
+        return False
+
+
+# --- symptoms -------------------------------------------------------------------------------
+SYMPTOMS: dict[str, CodeSet] = {
+    "chest_pain": CodeSet(
+        frozenset({"29857009", "194828000", "4557003"}), ("R072", "R0789", "R079", "I20")
+    ),
+    "shoulder_pain": CodeSet(frozenset({"45326000"}), ("M2551",)),
+    # 102556003 "Pain in upper limb" is this project's choice for arm pain.
+    "arm_pain": CodeSet(frozenset({"102556003"}), ("M7960", "M7962")),
+    "jaw_pain": CodeSet(frozenset({"274667000"}), ("R6884",)),
+    "dyspnea": CodeSet(frozenset({"267036007"}), ("R0600", "R0602", "R0609")),
+    "diaphoresis": CodeSet(frozenset({"415690000"}), ("R61",)),  # SNOMED code unverified
+    "nausea": CodeSet(frozenset({"422587007"}), ("R110", "R112")),
+    "epigastric_pain": CodeSet(frozenset({"79922009"}), ("R1013",)),
+}
+
+# --- risk factors and known atherosclerosis ----------------------------------------------------
+HYPERTENSION = CodeSet(
+    frozenset({"38341003", "59621000"}),  # 59621000 essential hypertension: addition
+    ("I10", "I11", "I12", "I13", "I15", "I16"),
+)
+HYPERLIPIDAEMIA = CodeSet(
+    frozenset({"55822004", "13644009"}), ("E780", "E781", "E782", "E783", "E784", "E785")
+)
+DIABETES = CodeSet(frozenset({"44054006", "46635009"}), ("E10", "E11", "E13"))
+# 162864005 / 408512008: Synthea's "Body mass index 30+ / 40+" findings (addition).
+OBESITY = CodeSet(frozenset({"414916001", "162864005", "408512008"}), ("E66", "Z683", "Z684"))
+SMOKING_CONDITION = CodeSet(
+    frozenset({"449868002", "77176002", "65568007"}),  # 77176002 smoker, 65568007 cigarettes
+    ("F172",),
+)
+ATHEROSCLEROSIS = CodeSet(
+    frozenset(
+        {
+            "1755008",  # old MI
+            "399211009",  # history of MI
+            "22298006",  # MI (addition: Synthea)
+            "53741008",  # coronary arteriosclerosis / CAD
+            "415070008",  # PCI
+            "232717009",  # CABG
+            "399261000",  # history of CABG
+            "400047006",  # PAD
+            "230690007",  # stroke
+            "266257000",  # TIA (addition)
+        }
+    ),
+    # I21/I22 MI, I25.2 old MI, I25.1 ASHD, I63 stroke, G45 TIA, I70.2 / I73.9 PAD,
+    # Z95.1 CABG status, Z95.5 coronary stent, Z98.61 PCI status, Z86.73 history of TIA/stroke.
+    ("I21", "I22", "I252", "I251", "I63", "G45", "I702", "I739", "Z951", "Z955", "Z9861", "Z8673"),
+)
+PREMATURE_CAD_FAMILY = CodeSet(frozenset({"53741008", "22298006"}), ("I21", "I22", "I25"))
+PREMATURE_ONSET_YEARS = 65.0
+# v3-RoleCode: parents and siblings (natural, half, step excluded).
+FIRST_DEGREE_RELATIVES = frozenset(
+    {
+        "PRN", "MTH", "FTH", "NPRN", "NMTH", "NFTH",
+        "SIB", "BRO", "SIS", "NSIB", "NBRO", "NSIS", "HSIB", "HBRO", "HSIS",
+        "TWIN", "TWINBRO", "TWINSIS", "FTWIN", "FTWINBRO", "FTWINSIS",
+        "ITWIN", "ITWINBRO", "ITWINSIS",
+    }
+)  # fmt: skip
+
+# --- demographics --------------------------------------------------------------------------------
+US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+RACE_URL = US_CORE + "us-core-race"
+ETHNICITY_URL = US_CORE + "us-core-ethnicity"
+BIRTHSEX_URL = US_CORE + "us-core-birthsex"
+INDIVIDUAL_SEX_URL = US_CORE + "us-core-individual-sex"
+ANIMAL_URL = "http://hl7.org/fhir/StructureDefinition/patient-animal"
+SNOMED_FEMALE = "248152002"
+SNOMED_MALE = "248153007"
+
+# --- reference ranges: appliesTo codes saying which sex a range is for ----------------------------
+FEMALE_CODES = frozenset({SNOMED_FEMALE, "F", "female"})
+MALE_CODES = frozenset({SNOMED_MALE, "M", "male"})
+
+
+def has_code(codings: Iterable[Coding], system: str, codes: frozenset[str] | set[str]) -> bool:
+    return any(s == system and c in codes for s, c in codings)
+
+
+def first_code(codings: Iterable[Coding], system: str, codes: Iterable[str]) -> str | None:
+    wanted = set(codes)
+    for s, c in codings:
+        if s == system and c in wanted:
+            return c
+    return None

@@ -1,0 +1,195 @@
+"""The bundle, read: plain values both readers produce and every rule consumes.
+
+The fast reader (``reader.py``, orjson dicts) and the reference reader (``reference.py``,
+fhir.resources R4B models) both build a ``BundleFacts``; the rules in ``rules/`` turn it into
+an ``Extraction``. Proving the two readers give the same facts on every bundle proves the
+fast path reads FHIR the way the R4B models do.
+
+Race and ethnicity live only in ``Demographics``, which the clinical rules never receive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from fhir_adapters import codes
+from fhir_adapters.codes import Coding
+from fhir_adapters.features import ExtractionWarning
+
+MALFORMED_REFERENCE = ""  # a reference element that is present but unusable
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    value: float | None  # None when absent or not a number
+    code: str | None
+    system: str | None
+    comparator: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    index: int
+    codes: tuple[Coding, ...]
+    quantity: Quantity | None
+    absent: bool  # dataAbsentReason given
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceRange:
+    index: int
+    high: Quantity | None
+    applies_to: tuple[Coding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What every clinical resource has. ``subject`` is the reference string, ``None`` when
+    absent, ``MALFORMED_REFERENCE`` when unusable. ``time`` is the clinically relevant time
+    (effective / recorded / performed), ``None`` when absent or unreadable."""
+
+    entry: int
+    ref: str  # "Observation/<id>", or the fullUrl when the resource has no id
+    status: str | None
+    subject: str | None
+    time: datetime | None
+
+    @property
+    def path(self) -> str:
+        return f"$.entry[{self.entry}].resource"
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationFact:
+    header: Header
+    codes: tuple[Coding, ...]
+    quantity: Quantity | None
+    value_codes: tuple[Coding, ...]
+    value_boolean: bool | None
+    absent: bool
+    components: tuple[Component, ...]
+    ranges: tuple[ReferenceRange, ...]
+    encounter: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionFact:
+    header: Header  # time: recordedDate, else onset
+    codes: tuple[Coding, ...]
+    clinical_status: str | None
+    verification_status: str | None
+    abatement: datetime | None
+    encounter: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedureFact:
+    header: Header  # time: performedDateTime / performedPeriod.start
+    codes: tuple[Coding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFact:
+    header: Header  # time: effectiveDateTime / effectivePeriod.start
+    codes: tuple[Coding, ...]
+    conclusion_codes: tuple[Coding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyCondition:
+    index: int
+    codes: tuple[Coding, ...]
+    onset_age: Quantity | None
+    onset_range_high: Quantity | None
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyHistoryFact:
+    header: Header  # subject: FamilyMemberHistory.patient; time: date
+    relationship: tuple[Coding, ...]
+    conditions: tuple[FamilyCondition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterFact:
+    entry: int
+    ref: str
+    id: str | None
+    full_url: str | None
+    status: str | None
+    subject: str | None
+    start: datetime | None
+    reason_codes: tuple[Coding, ...]
+    service_provider: str | None
+    location: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PatientFact:
+    """Clinical demographics. Race and ethnicity are deliberately not here."""
+
+    entry: int
+    ref: str  # "Patient/<id>" (or the fullUrl when there is no id)
+    id: str | None
+    full_url: str | None
+    gender: str | None
+    birth_date: datetime | None
+    birthsex: str | None
+    individual_sex: tuple[Coding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Demographics:
+    """Audit-only attributes, read from the Patient; never given to the clinical rules."""
+
+    race_codes: tuple[str, ...]
+    ethnicity_codes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BundleFacts:
+    patient: PatientFact
+    demographics: Demographics
+    encounters: tuple[EncounterFact, ...]
+    observations: tuple[ObservationFact, ...]
+    conditions: tuple[ConditionFact, ...]
+    procedures: tuple[ProcedureFact, ...]
+    reports: tuple[ReportFact, ...]
+    family_histories: tuple[FamilyHistoryFact, ...]
+    full_urls: frozenset[str]  # every entry.fullUrl
+    local_refs: frozenset[str]  # every "Type/id"
+    warnings: tuple[ExtractionWarning, ...]  # found while reading
+
+
+# --- which Observations the rules can use (both readers keep only these) -------------------
+_FEATURE_LOINC = frozenset(
+    codes.HEART_RATE
+    | codes.BP_PANELS
+    | {codes.SYSTOLIC, codes.DIASTOLIC}
+    | codes.RESPIRATORY_RATE
+    | codes.SPO2
+    | codes.TEMPERATURE
+    | codes.WEIGHT
+    | codes.HEIGHT
+    | codes.BMI
+    | set(codes.TROPONIN)
+    | {codes.SMOKING_STATUS, codes.SYMPTOM_OBSERVATION}
+)
+_FINDING_SNOMED = codes.ECG_FINDINGS | frozenset().union(
+    *(code_set.snomed for code_set in codes.SYMPTOMS.values())
+)
+
+
+def observation_is_relevant(obs_codes: tuple[Coding, ...], value_codes: tuple[Coding, ...]) -> bool:
+    for system, code in obs_codes:
+        if system == codes.LOINC and code in _FEATURE_LOINC:
+            return True
+        if system == codes.SNOMED and code in _FINDING_SNOMED:
+            return True
+    return any(s == codes.SNOMED and c in codes.ECG_FINDINGS for s, c in value_codes) or any(
+        code_set.matches(obs_codes) for code_set in codes.SYMPTOMS.values()
+    )
+
+
+PROCEDURE_CODES = codes.ATHEROSCLEROSIS

@@ -1,0 +1,433 @@
+"""The fast reader: bundle bytes -> ``BundleFacts`` with orjson and a walk of only the
+elements the rules use. Every access is defensive: a bundle of any shape yields facts or a
+``FhirAdapterError``, never another exception.
+
+Order of checks (cheapest first, all before the walk): byte size, nesting depth, JSON and
+UTF-8, Bundle, entry count; then, while indexing, duplicate fullUrl, Patient count and
+non-human patients.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from fhir_adapters import codes
+from fhir_adapters.config import ExtractionConfig
+from fhir_adapters.errors import BundleRejected, BundleTooLarge, Reason
+from fhir_adapters.facts import (
+    MALFORMED_REFERENCE,
+    PROCEDURE_CODES,
+    BundleFacts,
+    Component,
+    ConditionFact,
+    Demographics,
+    EncounterFact,
+    FamilyCondition,
+    FamilyHistoryFact,
+    Header,
+    ObservationFact,
+    PatientFact,
+    ProcedureFact,
+    Quantity,
+    ReferenceRange,
+    ReportFact,
+    observation_is_relevant,
+)
+from fhir_adapters.features import ExtractionWarning
+from fhir_adapters.fhir_time import parse_fhir_datetime
+from fhir_adapters.limits import check_size, exceeds_depth
+from fhir_adapters.warnings import WarningCode
+
+JsonObject = dict[str, Any]
+
+
+def load_bundle(data: bytes, config: ExtractionConfig) -> JsonObject:
+    """Check the limits and parse. Returns the Bundle object."""
+    check_size(data, config.max_bytes)
+    too_deep = exceeds_depth(data, config.max_depth)
+    try:
+        root = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BundleRejected(Reason.NOT_UTF8) from None
+        raise BundleRejected(Reason.NOT_JSON) from None
+    if too_deep:  # only now: text that is not JSON at all is reported as such
+        raise BundleTooLarge(Reason.TOO_DEEPLY_NESTED)
+    if not isinstance(root, dict) or root.get("resourceType") != "Bundle":
+        raise BundleRejected(Reason.NOT_A_BUNDLE, "$.resourceType")
+    entries = root.get("entry", [])
+    if not isinstance(entries, list):
+        raise BundleRejected(Reason.NOT_A_BUNDLE, "$.entry")
+    if len(entries) > config.max_entries:
+        raise BundleTooLarge(Reason.TOO_MANY_ENTRIES, "$.entry")
+    return root
+
+
+def read_bundle(root: JsonObject) -> BundleFacts:
+    return _Reader().read(root.get("entry", []))
+
+
+# --- small defensive accessors ---------------------------------------------------------------
+def _obj(value: object) -> JsonObject | None:
+    return value if isinstance(value, dict) else None
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _codings(concept: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(concept, dict):
+        return ()
+    out = []
+    for coding in _list(concept.get("coding")):
+        if isinstance(coding, dict):
+            code = coding.get("code")
+            if isinstance(code, str):
+                system = coding.get("system")
+                out.append((system if isinstance(system, str) else "", code))
+    return tuple(out)
+
+
+def _concepts(value: object) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for concept in _list(value):
+        out.extend(_codings(concept))
+    return tuple(out)
+
+
+def _coding_pair(coding: object) -> tuple[tuple[str, str], ...]:
+    return _codings({"coding": [coding]})
+
+
+def _reference(value: object) -> str | None:
+    """The reference string; None when absent; MALFORMED_REFERENCE when unusable."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return MALFORMED_REFERENCE
+    ref = value.get("reference")
+    if isinstance(ref, str) and ref:
+        return ref
+    return MALFORMED_REFERENCE
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float range: certainly implausible
+        return math.inf
+
+
+def _quantity(value: object) -> Quantity | None:
+    if not isinstance(value, dict):
+        return None
+    return Quantity(
+        _number(value.get("value")),
+        _str(value.get("code")),
+        _str(value.get("system")),
+        _str(value.get("comparator")),
+    )
+
+
+def _time(*candidates: object) -> datetime | None:
+    for candidate in candidates:
+        if candidate is not None:
+            return parse_fhir_datetime(candidate)
+    return None
+
+
+def _period_start(value: object) -> object:
+    period = _obj(value)
+    return None if period is None else period.get("start")
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.patient: PatientFact | None = None
+        self.demographics = Demographics((), ())
+        self.encounters: list[EncounterFact] = []
+        self.observations: list[ObservationFact] = []
+        self.conditions: list[ConditionFact] = []
+        self.procedures: list[ProcedureFact] = []
+        self.reports: list[ReportFact] = []
+        self.family: list[FamilyHistoryFact] = []
+        self.full_urls: set[str] = set()
+        self.local_refs: set[str] = set()
+        self.warnings: list[ExtractionWarning] = []
+
+    def read(self, entries: list[Any]) -> BundleFacts:
+        handlers = {
+            "Observation": self._observation,
+            "Condition": self._condition,
+            "Encounter": self._encounter,
+            "Procedure": self._procedure,
+            "DiagnosticReport": self._report,
+            "FamilyMemberHistory": self._family_history,
+            "Patient": self._patient,
+        }
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                self.warnings.append(ExtractionWarning(WarningCode.MALFORMED, f"$.entry[{index}]"))
+                continue
+            full_url = entry.get("fullUrl")
+            if isinstance(full_url, str):
+                if full_url in self.full_urls:
+                    raise BundleRejected(Reason.DUPLICATE_FULL_URL, f"$.entry[{index}].fullUrl")
+                self.full_urls.add(full_url)
+            resource = entry.get("resource")
+            if not isinstance(resource, dict):
+                continue  # e.g. a transaction entry with only a request
+            resource_type = resource.get("resourceType")
+            if not isinstance(resource_type, str):
+                self.warnings.append(
+                    ExtractionWarning(WarningCode.MALFORMED, f"$.entry[{index}].resource")
+                )
+                continue
+            resource_id = _str(resource.get("id"))
+            if resource_id is not None:
+                self.local_refs.add(f"{resource_type}/{resource_id}")
+            handler = handlers.get(resource_type)
+            if handler is not None:
+                ref = (
+                    f"{resource_type}/{resource_id}"
+                    if resource_id is not None
+                    else (full_url if isinstance(full_url, str) else f"{resource_type}/#{index}")
+                )
+                handler(index, ref, _str(full_url), resource)
+        if self.patient is None:
+            raise BundleRejected(Reason.NO_PATIENT, "$.entry")
+        return BundleFacts(
+            patient=self.patient,
+            demographics=self.demographics,
+            encounters=tuple(self.encounters),
+            observations=tuple(self.observations),
+            conditions=tuple(self.conditions),
+            procedures=tuple(self.procedures),
+            reports=tuple(self.reports),
+            family_histories=tuple(self.family),
+            full_urls=frozenset(self.full_urls),
+            local_refs=frozenset(self.local_refs),
+            warnings=tuple(self.warnings),
+        )
+
+    # --- Patient -------------------------------------------------------------------------
+    def _patient(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:
+        if self.patient is not None:
+            raise BundleRejected(Reason.MULTIPLE_PATIENTS, f"$.entry[{index}].resource")
+        birthsex: str | None = None
+        individual_sex: tuple[tuple[str, str], ...] = ()
+        race: list[str] = []
+        ethnicity: list[str] = []
+        for extension in _list(res.get("extension")):
+            if not isinstance(extension, dict):
+                continue
+            url = extension.get("url")
+            if url == codes.ANIMAL_URL:
+                raise BundleRejected(
+                    Reason.NON_HUMAN_PATIENT, f"$.entry[{index}].resource.extension"
+                )
+            if url == codes.BIRTHSEX_URL:
+                birthsex = _str(extension.get("valueCode"))
+            elif url == codes.INDIVIDUAL_SEX_URL:
+                individual_sex = _coding_pair(extension.get("valueCoding")) + _codings(
+                    extension.get("valueCodeableConcept")
+                )
+            elif url == codes.RACE_URL:
+                race.extend(_omb_codes(extension))
+            elif url == codes.ETHNICITY_URL:
+                ethnicity.extend(_omb_codes(extension))
+        birth_date = res.get("birthDate")
+        self.patient = PatientFact(
+            entry=index,
+            ref=ref,
+            id=_str(res.get("id")),
+            full_url=full_url,
+            gender=_str(res.get("gender")),
+            birth_date=None if birth_date is None else parse_fhir_datetime(birth_date),
+            birthsex=birthsex,
+            individual_sex=individual_sex,
+        )
+        self.demographics = Demographics(tuple(race), tuple(ethnicity))
+
+    # --- Encounter -----------------------------------------------------------------------
+    def _encounter(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:
+        locations = _list(res.get("location"))
+        location = None
+        if locations and isinstance(locations[0], dict):
+            location = _reference(locations[0].get("location")) or None
+        period = _obj(res.get("period"))
+        self.encounters.append(
+            EncounterFact(
+                entry=index,
+                ref=ref,
+                id=_str(res.get("id")),
+                full_url=full_url,
+                status=_str(res.get("status")),
+                subject=_reference(res.get("subject")),
+                start=None if period is None else _time(period.get("start")),
+                reason_codes=_concepts(res.get("reasonCode")),
+                service_provider=_reference(res.get("serviceProvider")) or None,
+                location=location,
+            )
+        )
+
+    # --- Observation ---------------------------------------------------------------------
+    def _observation(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:
+        obs_codes = _codings(res.get("code"))
+        value_codes = _codings(res.get("valueCodeableConcept"))
+        if not observation_is_relevant(obs_codes, value_codes):
+            return
+        components = []
+        for c_index, component in enumerate(_list(res.get("component"))):
+            if isinstance(component, dict):
+                components.append(
+                    Component(
+                        c_index,
+                        _codings(component.get("code")),
+                        _quantity(component.get("valueQuantity")),
+                        component.get("dataAbsentReason") is not None,
+                    )
+                )
+        ranges = []
+        for r_index, reference_range in enumerate(_list(res.get("referenceRange"))):
+            if isinstance(reference_range, dict):
+                ranges.append(
+                    ReferenceRange(
+                        r_index,
+                        _quantity(reference_range.get("high")),
+                        _concepts(reference_range.get("appliesTo")),
+                    )
+                )
+        value_boolean = res.get("valueBoolean")
+        header = Header(
+            index,
+            ref,
+            _str(res.get("status")),
+            _reference(res.get("subject")),
+            _time(
+                res.get("effectiveDateTime"),
+                res.get("effectiveInstant"),
+                _period_start(res.get("effectivePeriod")),
+            ),
+        )
+        self.observations.append(
+            ObservationFact(
+                header=header,
+                codes=obs_codes,
+                quantity=_quantity(res.get("valueQuantity")),
+                value_codes=value_codes,
+                value_boolean=value_boolean if isinstance(value_boolean, bool) else None,
+                absent=res.get("dataAbsentReason") is not None,
+                components=tuple(components),
+                ranges=tuple(ranges),
+                encounter=_reference(res.get("encounter")),
+            )
+        )
+
+    # --- Condition -----------------------------------------------------------------------
+    def _condition(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:
+        clinical = _codings(res.get("clinicalStatus"))
+        verification = _codings(res.get("verificationStatus"))
+        header = Header(
+            index,
+            ref,
+            None,
+            _reference(res.get("subject")),
+            _time(
+                res.get("recordedDate"),
+                res.get("onsetDateTime"),
+                _period_start(res.get("onsetPeriod")),
+            ),
+        )
+        self.conditions.append(
+            ConditionFact(
+                header=header,
+                codes=_codings(res.get("code")),
+                clinical_status=clinical[0][1] if clinical else None,
+                verification_status=verification[0][1] if verification else None,
+                abatement=_time(
+                    res.get("abatementDateTime"), _period_start(res.get("abatementPeriod"))
+                ),
+                encounter=_reference(res.get("encounter")),
+            )
+        )
+
+    # --- Procedure -----------------------------------------------------------------------
+    def _procedure(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:
+        proc_codes = _codings(res.get("code"))
+        if not PROCEDURE_CODES.matches(proc_codes):
+            return
+        header = Header(
+            index,
+            ref,
+            _str(res.get("status")),
+            _reference(res.get("subject")),
+            _time(res.get("performedDateTime"), _period_start(res.get("performedPeriod"))),
+        )
+        self.procedures.append(ProcedureFact(header, proc_codes))
+
+    # --- DiagnosticReport ------------------------------------------------------------------
+    def _report(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:
+        conclusion = _concepts(res.get("conclusionCode"))
+        if not codes.has_code(conclusion, codes.SNOMED, codes.ECG_FINDINGS):
+            return
+        header = Header(
+            index,
+            ref,
+            _str(res.get("status")),
+            _reference(res.get("subject")),
+            _time(res.get("effectiveDateTime"), _period_start(res.get("effectivePeriod"))),
+        )
+        self.reports.append(ReportFact(header, _codings(res.get("code")), conclusion))
+
+    # --- FamilyMemberHistory ---------------------------------------------------------------
+    def _family_history(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:
+        conditions = []
+        for c_index, condition in enumerate(_list(res.get("condition"))):
+            if isinstance(condition, dict):
+                onset_range = _obj(condition.get("onsetRange"))
+                conditions.append(
+                    FamilyCondition(
+                        c_index,
+                        _codings(condition.get("code")),
+                        _quantity(condition.get("onsetAge")),
+                        None if onset_range is None else _quantity(onset_range.get("high")),
+                    )
+                )
+        header = Header(
+            index,
+            ref,
+            _str(res.get("status")),
+            _reference(res.get("patient")),
+            _time(res.get("date")),
+        )
+        self.family.append(
+            FamilyHistoryFact(header, _codings(res.get("relationship")), tuple(conditions))
+        )
+
+
+def _omb_codes(extension: JsonObject) -> list[str]:
+    """ombCategory codes of a us-core-race / -ethnicity extension. Also read: a
+    valueCodeableConcept / valueCoding given directly on the extension (not conformant,
+    but sent)."""
+    found: list[str] = []
+    for sub in _list(extension.get("extension")):
+        if isinstance(sub, dict) and sub.get("url") == "ombCategory":
+            found.extend(code for _, code in _coding_pair(sub.get("valueCoding")))
+            found.extend(code for _, code in _codings(sub.get("valueCodeableConcept")))
+    found.extend(code for _, code in _coding_pair(extension.get("valueCoding")))
+    found.extend(code for _, code in _codings(extension.get("valueCodeableConcept")))
+    return found

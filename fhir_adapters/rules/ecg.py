@@ -1,0 +1,65 @@
+"""ECG category (HEART's ECG item) from the latest ECG finding before the anchor.
+
+Findings are SNOMED codes in an Observation's code, valueCodeableConcept or component
+values, or in DiagnosticReport.conclusionCode. One resource's category is its most severe
+finding: ST deviation > non-specific (LBBB, LVH, paced, repolarisation) > normal. The
+latest resource wins (at equal times the more severe). Older than the ECG staleness window
+-> unknown, with a ``stale_value`` warning.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fhir_adapters import codes
+from fhir_adapters.codes import Coding
+from fhir_adapters.facts import Header, ObservationFact, ReportFact
+from fhir_adapters.features import Ecg, EcgCategory
+from fhir_adapters.rules.context import Context
+from fhir_adapters.warnings import WarningCode
+
+_SEVERITY = {EcgCategory.NORMAL: 0, EcgCategory.NONSPECIFIC: 1, EcgCategory.ST_DEVIATION: 2}
+
+
+def category_of(findings: tuple[Coding, ...]) -> EcgCategory:
+    snomed = {c for s, c in findings if s == codes.SNOMED}
+    if snomed & codes.ECG_ST_DEVIATION:
+        return EcgCategory.ST_DEVIATION
+    if snomed & codes.ECG_NONSPECIFIC:
+        return EcgCategory.NONSPECIFIC
+    if snomed & codes.ECG_NORMAL:
+        return EcgCategory.NORMAL
+    return EcgCategory.UNKNOWN
+
+
+def derive_ecg(
+    ctx: Context,
+    observations: list[ObservationFact],
+    reports: list[ReportFact],
+    staleness: timedelta,
+) -> Ecg:
+    candidates: list[tuple[datetime, int, int, EcgCategory, Header]] = []
+    for obs in observations:
+        findings = obs.codes + obs.value_codes
+        for component in obs.components:
+            findings += component.codes
+        _add(candidates, obs.header, category_of(findings))
+    for report in reports:
+        _add(candidates, report.header, category_of(report.conclusion_codes))
+    if not candidates:
+        return Ecg(EcgCategory.UNKNOWN)
+    time, _, _, category, header = max(candidates, key=lambda c: (c[0], c[1], c[2]))
+    if ctx.anchor.time - time > staleness:
+        ctx.warnings.add(WarningCode.STALE_VALUE, header.path)
+        return Ecg(EcgCategory.UNKNOWN)
+    return Ecg(category, header.ref, time)
+
+
+def _add(
+    candidates: list[tuple[datetime, int, int, EcgCategory, Header]],
+    header: Header,
+    category: EcgCategory,
+) -> None:
+    if category is EcgCategory.UNKNOWN or header.time is None:
+        return
+    candidates.append((header.time, _SEVERITY[category], header.entry, category, header))

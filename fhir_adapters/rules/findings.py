@@ -1,0 +1,227 @@
+"""Coded findings: presenting symptoms and HEART risk factors.
+
+Symptoms come from the triage Encounter's reasonCode, and from Conditions and
+Observations that belong to the triage encounter (their ``encounter`` references it) or,
+when they name no encounter, were recorded within the vitals staleness window before the
+anchor. Each cardiac-equivalent symptom is its own flag.
+
+Risk factors come from Conditions that are not refuted / entered-in-error, whose clinical
+status is active / recurrence / relapse (or not given) and that were recorded strictly
+before the anchor (undated Conditions count: a problem list sent at triage exists before
+it). Known atherosclerosis counts whatever the clinical status (a resolved MI is still a
+prior MI), plus completed PCI / CABG Procedures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from fhir_adapters import codes
+from fhir_adapters.codes import CodeSet, Coding
+from fhir_adapters.facts import (
+    ConditionFact,
+    FamilyHistoryFact,
+    ObservationFact,
+    ProcedureFact,
+    Quantity,
+)
+from fhir_adapters.features import ABSENT, Finding, RiskFactors, Symptoms
+from fhir_adapters.rules.context import Context, sources
+from fhir_adapters.rules.readings import Reading
+from fhir_adapters.units import Dimension, UnitProblem, convert
+from fhir_adapters.warnings import WarningCode
+
+ACTIVE = frozenset({"active", "recurrence", "relapse"})
+EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+QUIT_WINDOW = timedelta(days=codes.QUIT_WINDOW_DAYS)
+
+
+class _Evidence:
+    """Source references per flag, in the order found."""
+
+    def __init__(self) -> None:
+        self.refs: dict[str, list[str]] = {}
+
+    def add(self, flag: str, ref: str) -> None:
+        self.refs.setdefault(flag, []).append(ref)
+
+    def finding(self, flag: str) -> Finding:
+        refs = self.refs.get(flag)
+        return Finding(True, sources(refs)) if refs else ABSENT
+
+
+def _match_symptoms(evidence: _Evidence, found: Iterable[Coding], ref: str) -> None:
+    found = tuple(found)
+    for flag, code_set in codes.SYMPTOMS.items():
+        if code_set.matches(found):
+            evidence.add(flag, ref)
+
+
+def usable_conditions(ctx: Context, conditions: tuple[ConditionFact, ...]) -> list[ConditionFact]:
+    """Conditions about this patient, not refuted or entered in error, not after the anchor."""
+    usable = []
+    for condition in conditions:
+        header = condition.header
+        if condition.verification_status in EXCLUDED_VERIFICATION:
+            if condition.verification_status == "entered-in-error":
+                ctx.warnings.add(WarningCode.ENTERED_IN_ERROR, header.path)
+            continue
+        if not ctx.about_patient(header.subject, header.path + ".subject"):
+            continue
+        if header.time is not None and header.time > ctx.anchor.time:
+            ctx.warnings.add(WarningCode.FUTURE_DATED, header.path)
+            continue
+        usable.append(condition)
+    return usable
+
+
+def derive_symptoms(
+    ctx: Context,
+    conditions: list[ConditionFact],
+    observations: list[ObservationFact],
+    window: timedelta,
+) -> Symptoms:
+    evidence = _Evidence()
+    encounter = ctx.anchor.encounter
+    if encounter is not None:
+        _match_symptoms(evidence, encounter.reason_codes, encounter.ref)
+    for condition in conditions:
+        if condition.clinical_status not in ACTIVE and condition.clinical_status is not None:
+            continue
+        if _presenting(ctx, condition.encounter, condition.header.time, window):
+            _match_symptoms(evidence, condition.codes, condition.header.ref)
+    for obs in observations:
+        if obs.value_boolean is False or not _presenting(
+            ctx, obs.encounter, obs.header.time, window
+        ):
+            continue
+        if any(s == codes.LOINC and c == codes.SYMPTOM_OBSERVATION for s, c in obs.codes):
+            _match_symptoms(evidence, obs.value_codes, obs.header.ref)
+        else:
+            _match_symptoms(evidence, obs.codes, obs.header.ref)
+    return Symptoms(**{flag: evidence.finding(flag) for flag in codes.SYMPTOMS})
+
+
+def _presenting(
+    ctx: Context, encounter: str | None, time: datetime | None, window: timedelta
+) -> bool:
+    if encounter is not None:
+        return ctx.in_triage_encounter(encounter)
+    return time is not None and ctx.anchor.time - time <= window
+
+
+_HISTORY: dict[str, CodeSet] = {
+    "hypertension": codes.HYPERTENSION,
+    "hyperlipidaemia": codes.HYPERLIPIDAEMIA,
+    "diabetes": codes.DIABETES,
+    "obesity": codes.OBESITY,
+}
+
+
+def derive_risk_factors(
+    ctx: Context,
+    conditions: list[ConditionFact],
+    observations: list[ObservationFact],
+    procedures: tuple[ProcedureFact, ...],
+    family: tuple[FamilyHistoryFact, ...],
+    obesity_bmi: Reading | None,
+) -> RiskFactors:
+    evidence = _Evidence()
+    anchor = ctx.anchor.time
+    for condition in conditions:
+        time = condition.header.time
+        if time is not None and time >= anchor:
+            continue  # diagnosed at this encounter: not history
+        ref = condition.header.ref
+        if codes.ATHEROSCLEROSIS.matches(condition.codes):
+            evidence.add("known_atherosclerosis", ref)
+        active = condition.clinical_status is None or condition.clinical_status in ACTIVE
+        if codes.SMOKING_CONDITION.matches(condition.codes) and (
+            active
+            or (condition.abatement is not None and anchor - condition.abatement <= QUIT_WINDOW)
+        ):
+            evidence.add("smoking", ref)
+        if not active:
+            continue
+        for flag, code_set in _HISTORY.items():
+            if code_set.matches(condition.codes):
+                evidence.add(flag, ref)
+    if obesity_bmi is not None:
+        evidence.add("obesity", obesity_bmi.ref)
+    _smoking_observations(ctx, observations, evidence)
+    for procedure in procedures:
+        if procedure.header.status == "completed" and ctx.usable(
+            procedure.header, subject_path=".subject", strictly_before=True
+        ):
+            evidence.add("known_atherosclerosis", procedure.header.ref)
+    for history in family:
+        if _premature_family_cad(ctx, history):
+            evidence.add("family_history", history.header.ref)
+    return RiskFactors(
+        **{flag: evidence.finding(flag) for flag in RiskFactors.__dataclass_fields__}
+    )
+
+
+def _smoking_observations(
+    ctx: Context, observations: list[ObservationFact], evidence: _Evidence
+) -> None:
+    """LOINC 72166-2: the latest answer decides; a former smoker counts when a
+    current-smoker answer lies within the quit window (3 months) before the anchor."""
+    statuses = [
+        o
+        for o in observations
+        if any(s == codes.LOINC and c == codes.SMOKING_STATUS for s, c in o.codes)
+    ]
+    if not statuses:
+        return
+    latest = max(statuses, key=lambda o: (o.header.time, o.header.entry))
+    answers = {c for s, c in latest.value_codes if s == codes.SNOMED}
+    if answers & codes.SMOKING_CURRENT:
+        evidence.add("smoking", latest.header.ref)
+    elif answers & codes.SMOKING_FORMER:
+        for obs in statuses:
+            time = obs.header.time
+            if (
+                time is not None
+                and ctx.anchor.time - time <= QUIT_WINDOW
+                and codes.has_code(obs.value_codes, codes.SNOMED, codes.SMOKING_CURRENT)
+            ):
+                evidence.add("smoking", obs.header.ref)
+                evidence.add("smoking", latest.header.ref)
+
+
+def _premature_family_cad(ctx: Context, history: FamilyHistoryFact) -> bool:
+    header = history.header
+    if header.status == "entered-in-error":
+        ctx.warnings.add(WarningCode.ENTERED_IN_ERROR, header.path)
+        return False
+    if not ctx.about_patient(header.subject, header.path + ".patient"):
+        return False
+    if header.time is not None and header.time > ctx.anchor.time:
+        ctx.warnings.add(WarningCode.FUTURE_DATED, header.path)
+        return False
+    relatives = {c for _, c in history.relationship}
+    if not relatives & codes.FIRST_DEGREE_RELATIVES:
+        return False
+    for condition in history.conditions:
+        if not codes.PREMATURE_CAD_FAMILY.matches(condition.codes):
+            continue
+        path = f"{header.path}.condition[{condition.index}]"
+        onset = _years(ctx, condition.onset_age, path + ".onsetAge")
+        if onset is None:
+            onset = _years(ctx, condition.onset_range_high, path + ".onsetRange.high")
+        if onset is not None and onset < codes.PREMATURE_ONSET_YEARS:
+            return True
+    return False
+
+
+def _years(ctx: Context, quantity: Quantity | None, path: str) -> float | None:
+    if quantity is None or quantity.value is None:
+        return None
+    converted = convert(quantity.value, quantity.code, quantity.system, Dimension.AGE_YEARS)
+    if converted.problem is not None:
+        missing = converted.problem is UnitProblem.MISSING
+        ctx.warnings.add(WarningCode.MISSING_UNIT if missing else WarningCode.UNKNOWN_UNIT, path)
+        return None
+    return converted.value

@@ -1,0 +1,96 @@
+"""Numeric readings: unit conversion, plausibility, and choosing the latest."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fhir_adapters.facts import Quantity
+from fhir_adapters.features import Measurement, Status
+from fhir_adapters.rules.context import Context
+from fhir_adapters.units import Dimension, UnitProblem, convert
+from fhir_adapters.warnings import WarningCode
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Physiological limits; values outside are implausible (data-entry errors, sentinels)."""
+
+    low: float
+    high: float
+
+    def accepts(self, value: float) -> bool:
+        return math.isfinite(value) and self.low <= value <= self.high
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    time: datetime
+    entry: int
+    ref: str
+    value: float | None  # canonical unit; None when implausible
+    priority: int = 0  # tie-break at equal times: higher wins (a recorded BMI over a computed one)
+
+    @property
+    def order(self) -> tuple[datetime, int, int]:
+        return (self.time, self.priority, self.entry)
+
+
+NOT_READ: tuple[bool, float | None] = (False, None)
+IMPLAUSIBLE: tuple[bool, float | None] = (True, None)
+
+
+def read_quantity(
+    ctx: Context,
+    quantity: Quantity | None,
+    absent: bool,
+    dimension: Dimension,
+    limits: Limits,
+    path: str,
+) -> tuple[bool, float | None]:
+    """(usable, value in canonical units). ``(True, None)``: read but implausible;
+    ``(False, None)``: no usable value at all (absent, malformed, unit missing or unknown).
+    Every problem is warned at ``path``."""
+    if absent:
+        ctx.warnings.add(WarningCode.DATA_ABSENT, path)
+        return NOT_READ
+    if quantity is None or quantity.value is None:
+        ctx.warnings.add(WarningCode.MALFORMED, path)
+        return NOT_READ
+    if math.isnan(quantity.value) or math.isinf(quantity.value):
+        ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, path)
+        return IMPLAUSIBLE
+    converted = convert(quantity.value, quantity.code, quantity.system, dimension)
+    if converted.problem is UnitProblem.MISSING:
+        ctx.warnings.add(WarningCode.MISSING_UNIT, path)
+        return NOT_READ
+    if converted.problem is UnitProblem.UNKNOWN or converted.value is None:
+        ctx.warnings.add(WarningCode.UNKNOWN_UNIT, path)
+        return NOT_READ
+    if not limits.accepts(converted.value):
+        ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, path)
+        return IMPLAUSIBLE
+    return True, converted.value
+
+
+def latest_plausible(readings: list[Reading]) -> Reading | None:
+    plausible = [r for r in readings if r.value is not None]
+    return max(plausible, key=lambda r: r.order) if plausible else None
+
+
+def choose(
+    ctx: Context, readings: list[Reading], staleness: timedelta, path_of: dict[int, str]
+) -> Measurement:
+    """The latest plausible reading (by time, never by array order); implausible readings
+    are skipped (warned when read). Older than ``staleness`` before the anchor -> STALE."""
+    latest = latest_plausible(readings)
+    if latest is None:
+        if not readings:
+            return Measurement.missing()
+        worst = max(readings, key=lambda r: r.order)
+        return Measurement(None, Status.IMPLAUSIBLE, worst.ref, worst.time)
+    if ctx.anchor.time - latest.time > staleness:
+        ctx.warnings.add(WarningCode.STALE_VALUE, path_of.get(latest.entry, "$"))
+        return Measurement(None, Status.STALE, latest.ref, latest.time)
+    return Measurement(latest.value, Status.PRESENT, latest.ref, latest.time)

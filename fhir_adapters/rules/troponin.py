@@ -1,0 +1,162 @@
+"""Troponin: the latest result before the anchor, in ng/L, with its upper reference limit.
+
+The URL is ``Observation.referenceRange.high`` (the range whose ``appliesTo`` matches the
+patient's sex, else the first range without ``appliesTo``); otherwise the documented
+default for the LOINC code, sex-specific for high-sensitivity assays. With sex unknown a
+high-sensitivity assay uses the female (lower) limit: a lower limit errs towards
+flagging, never towards missing, an infarction.
+
+Defaults (99th percentile URLs, ng/L), sources in docs/fhir_adapters.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fhir_adapters import codes
+from fhir_adapters.facts import ObservationFact, Quantity, ReferenceRange
+from fhir_adapters.features import ClinicalSex, Status, Troponin, TroponinAssay, UrlSource
+from fhir_adapters.rules.context import Context
+from fhir_adapters.rules.readings import Limits, read_quantity
+from fhir_adapters.units import Dimension, UnitProblem, convert
+from fhir_adapters.warnings import WarningCode
+
+TROPONIN_LIMITS = Limits(0.0, 1_000_000.0)  # ng/L; above 1 g/L is not a measurement
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultUrl:
+    female: float
+    male: float
+
+    @property
+    def sex_specific(self) -> bool:
+        return self.female != self.male
+
+
+DEFAULT_URL_NG_L: dict[str, DefaultUrl] = {
+    "89579-7": DefaultUrl(female=16.0, male=34.0),  # hs-TnI, Abbott ARCHITECT STAT
+    "67151-1": DefaultUrl(female=9.0, male=17.0),  # hs-TnT, Roche Elecsys (sex-specific)
+    "10839-9": DefaultUrl(40.0, 40.0),  # TnI, Siemens ADVIA Centaur TnI-Ultra
+    "49563-0": DefaultUrl(40.0, 40.0),  # TnI (sensitive), same default
+    "42757-5": DefaultUrl(80.0, 80.0),  # TnI whole blood, Abbott i-STAT cTnI
+    "6598-7": DefaultUrl(10.0, 10.0),  # TnT, Roche Elecsys 4th generation
+    "48425-3": DefaultUrl(10.0, 10.0),  # TnT whole blood, same analyte limit (unverified)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    obs: ObservationFact
+    loinc: str
+    value_ng_l: float | None  # None: implausible
+    comparator: str | None
+
+
+def derive_troponin(
+    ctx: Context, observations: list[ObservationFact], sex: ClinicalSex, staleness: timedelta
+) -> Troponin:
+    results = _results(ctx, observations)
+    plausible = [r for r in results if r.value_ng_l is not None]
+    if not plausible:
+        if not results:
+            return Troponin.missing()
+        worst = max(results, key=_order)
+        return Troponin(
+            Status.IMPLAUSIBLE, source=worst.obs.header.ref, effective=worst.obs.header.time
+        )
+    latest = max(plausible, key=_order)
+    header = latest.obs.header
+    analyte, high_sensitivity = codes.TROPONIN[latest.loinc]
+    assay = TroponinAssay.HIGH_SENSITIVITY if high_sensitivity else TroponinAssay.CONVENTIONAL
+    assert header.time is not None
+    assert latest.value_ng_l is not None
+    if ctx.anchor.time - header.time > staleness:
+        ctx.warnings.add(WarningCode.STALE_VALUE, header.path)
+        return Troponin(
+            Status.STALE, assay=assay, analyte=analyte, loinc=latest.loinc, source=header.ref,
+            effective=header.time,
+        )  # fmt: skip
+    url, url_source = _url(ctx, latest, sex)
+    if latest.comparator is not None:
+        ctx.warnings.add(WarningCode.TROPONIN_CENSORED, header.path + ".valueQuantity.comparator")
+    return Troponin(
+        Status.PRESENT,
+        value_ng_l=latest.value_ng_l,
+        comparator=latest.comparator,
+        assay=assay,
+        analyte=analyte,
+        loinc=latest.loinc,
+        url_ng_l=url,
+        url_source=url_source,
+        ratio_to_url=latest.value_ng_l / url if url > 0 else None,
+        source=header.ref,
+        effective=header.time,
+    )
+
+
+def _order(result: _Result) -> tuple[object, float, int]:
+    # Latest by time; at the same time the higher value (the safer reading), then entry.
+    header = result.obs.header
+    return (header.time, result.value_ng_l or 0.0, header.entry)
+
+
+def _results(ctx: Context, observations: list[ObservationFact]) -> list[_Result]:
+    results = []
+    for obs in observations:
+        loinc = next((c for s, c in obs.codes if s == codes.LOINC and c in codes.TROPONIN), None)
+        if loinc is None:
+            continue
+        path = obs.header.path + ".valueQuantity"
+        usable, value = read_quantity(
+            ctx, obs.quantity, obs.absent, Dimension.MASS_CONCENTRATION_NG_L, TROPONIN_LIMITS, path
+        )
+        if usable:
+            comparator = obs.quantity.comparator if obs.quantity is not None else None
+            results.append(_Result(obs, loinc, value, comparator))
+    return results
+
+
+def _url(ctx: Context, result: _Result, sex: ClinicalSex) -> tuple[float, UrlSource]:
+    reported = _reported_url(ctx, result.obs, sex)
+    if reported is not None:
+        return reported, UrlSource.REFERENCE_RANGE
+    default = DEFAULT_URL_NG_L[result.loinc]
+    if not default.sex_specific:
+        return default.female, UrlSource.DEFAULT
+    if sex is ClinicalSex.MALE:
+        return default.male, UrlSource.DEFAULT_SEX_SPECIFIC
+    if sex is ClinicalSex.FEMALE:
+        return default.female, UrlSource.DEFAULT_SEX_SPECIFIC
+    return default.female, UrlSource.DEFAULT  # sex unknown: the lower limit
+
+
+def _reported_url(ctx: Context, obs: ObservationFact, sex: ClinicalSex) -> float | None:
+    chosen = _matching_range(obs.ranges, sex)
+    if chosen is None or chosen.high is None:
+        return None
+    high: Quantity = chosen.high
+    path = f"{obs.header.path}.referenceRange[{chosen.index}].high"
+    if high.value is None:
+        ctx.warnings.add(WarningCode.MALFORMED, path)
+        return None
+    converted = convert(high.value, high.code, high.system, Dimension.MASS_CONCENTRATION_NG_L)
+    if converted.problem is not None or converted.value is None:
+        missing = converted.problem is UnitProblem.MISSING
+        ctx.warnings.add(WarningCode.MISSING_UNIT if missing else WarningCode.UNKNOWN_UNIT, path)
+        return None
+    if not TROPONIN_LIMITS.accepts(converted.value) or converted.value <= 0:
+        ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, path)
+        return None
+    return converted.value
+
+
+def _matching_range(ranges: tuple[ReferenceRange, ...], sex: ClinicalSex) -> ReferenceRange | None:
+    with_high = [r for r in ranges if r.high is not None]
+    wanted = {ClinicalSex.FEMALE: codes.FEMALE_CODES, ClinicalSex.MALE: codes.MALE_CODES}.get(sex)
+    if wanted is not None:
+        for candidate in with_high:
+            if any(code in wanted for _, code in candidate.applies_to):
+                return candidate
+    return next((r for r in with_high if not r.applies_to), None)

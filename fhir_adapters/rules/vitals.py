@@ -1,0 +1,140 @@
+"""Vital signs: the latest plausible reading before the anchor within the staleness window.
+
+Blood pressure comes from the panels 85354-9 and 55284-4 (components 8480-6 / 8462-4) and
+from stand-alone 8480-6 / 8462-4 Observations. BMI is 39156-5, or computed from the latest
+weight (29463-7) and height (8302-2): the computed value takes the weight's time and
+source; at equal times a recorded BMI wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fhir_adapters import codes
+from fhir_adapters.facts import ObservationFact
+from fhir_adapters.features import Measurement
+from fhir_adapters.rules.context import Context
+from fhir_adapters.rules.readings import Limits, Reading, choose, latest_plausible, read_quantity
+from fhir_adapters.units import Dimension
+
+HEART_RATE_LIMITS = Limits(20, 300)
+SYSTOLIC_LIMITS = Limits(40, 300)
+DIASTOLIC_LIMITS = Limits(10, 200)
+RESPIRATORY_RATE_LIMITS = Limits(4, 80)
+SPO2_LIMITS = Limits(50, 100)
+TEMPERATURE_LIMITS = Limits(25, 45)
+BMI_LIMITS = Limits(10, 100)
+WEIGHT_LIMITS = Limits(1, 500)  # kg
+HEIGHT_LIMITS = Limits(30, 272)  # cm
+
+# Obesity (BMI > 30) may use a BMI up to a year old: body mass changes slowly, and whole
+# histories record it at yearly visits, far outside the vitals staleness window.
+OBESITY_BMI_WINDOW = timedelta(days=365)
+OBESITY_BMI = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    loinc: frozenset[str]
+    dimension: Dimension
+    limits: Limits
+
+
+_SIMPLE = {
+    "heart_rate": _Spec(codes.HEART_RATE, Dimension.RATE_PER_MIN, HEART_RATE_LIMITS),
+    "respiratory_rate": _Spec(
+        codes.RESPIRATORY_RATE, Dimension.RATE_PER_MIN, RESPIRATORY_RATE_LIMITS
+    ),
+    "spo2": _Spec(codes.SPO2, Dimension.PERCENT, SPO2_LIMITS),
+    "temperature_c": _Spec(codes.TEMPERATURE, Dimension.TEMPERATURE_CEL, TEMPERATURE_LIMITS),
+    "bmi": _Spec(codes.BMI, Dimension.BMI_KG_M2, BMI_LIMITS),
+    "weight": _Spec(codes.WEIGHT, Dimension.MASS_KG, WEIGHT_LIMITS),
+    "height": _Spec(codes.HEIGHT, Dimension.LENGTH_CM, HEIGHT_LIMITS),
+    "systolic_bp": _Spec(frozenset({codes.SYSTOLIC}), Dimension.PRESSURE_MM_HG, SYSTOLIC_LIMITS),
+    "diastolic_bp": _Spec(frozenset({codes.DIASTOLIC}), Dimension.PRESSURE_MM_HG, DIASTOLIC_LIMITS),
+}
+_COMPONENTS = {codes.SYSTOLIC: "systolic_bp", codes.DIASTOLIC: "diastolic_bp"}
+
+
+@dataclass(frozen=True, slots=True)
+class Vitals:
+    heart_rate: Measurement
+    systolic_bp: Measurement
+    diastolic_bp: Measurement
+    respiratory_rate: Measurement
+    spo2: Measurement
+    temperature_c: Measurement
+    bmi: Measurement
+    obesity_bmi: Reading | None  # latest plausible BMI within OBESITY_BMI_WINDOW, if > 30
+
+
+def derive_vitals(
+    ctx: Context, observations: list[ObservationFact], staleness: timedelta
+) -> Vitals:
+    readings: dict[str, list[Reading]] = {name: [] for name in _SIMPLE}
+    paths: dict[int, str] = {}
+    for obs in observations:
+        loinc = {c for s, c in obs.codes if s == codes.LOINC}
+        if not loinc:
+            continue
+        header = obs.header
+        assert header.time is not None  # the gate admits only timed resources
+        for name, spec in _SIMPLE.items():
+            if loinc & spec.loinc:
+                path = header.path + ".valueQuantity"
+                usable, value = read_quantity(
+                    ctx, obs.quantity, obs.absent, spec.dimension, spec.limits, path
+                )
+                if usable:
+                    readings[name].append(Reading(header.time, header.entry, header.ref, value))
+                    paths[header.entry] = header.path
+        if loinc & codes.BP_PANELS:
+            for component in obs.components:
+                for system, code in component.codes:
+                    part = _COMPONENTS.get(code) if system == codes.LOINC else None
+                    if part is None:
+                        continue
+                    spec = _SIMPLE[part]
+                    path = f"{header.path}.component[{component.index}].valueQuantity"
+                    usable, value = read_quantity(
+                        ctx, component.quantity, component.absent, spec.dimension, spec.limits, path
+                    )
+                    if usable:
+                        readings[part].append(Reading(header.time, header.entry, header.ref, value))
+                        paths[header.entry] = header.path
+                    break
+    bmi_readings = [Reading(r.time, r.entry, r.ref, r.value, 1) for r in readings["bmi"]]
+    computed = _computed_bmi(readings["weight"], readings["height"])
+    if computed is not None:
+        bmi_readings.append(computed)
+    measured = {
+        name: choose(ctx, readings[name], staleness, paths)
+        for name in (
+            "heart_rate",
+            "systolic_bp",
+            "diastolic_bp",
+            "respiratory_rate",
+            "spo2",
+            "temperature_c",
+        )
+    }
+    latest_bmi = latest_plausible(bmi_readings)
+    obese = (
+        latest_bmi
+        if latest_bmi is not None
+        and latest_bmi.value is not None
+        and latest_bmi.value > OBESITY_BMI
+        and ctx.anchor.time - latest_bmi.time <= OBESITY_BMI_WINDOW
+        else None
+    )
+    return Vitals(bmi=choose(ctx, bmi_readings, staleness, paths), obesity_bmi=obese, **measured)
+
+
+def _computed_bmi(weights: list[Reading], heights: list[Reading]) -> Reading | None:
+    weight = latest_plausible(weights)
+    height = latest_plausible(heights)
+    if weight is None or height is None or weight.value is None or height.value is None:
+        return None
+    bmi = weight.value / (height.value / 100.0) ** 2
+    return Reading(weight.time, weight.entry, weight.ref, bmi if BMI_LIMITS.accepts(bmi) else None)

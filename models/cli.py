@@ -1,0 +1,233 @@
+"""``triage-models``: cohort, train, evaluate, register, promote, rollback, build-default."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .build import DEFAULT_N_PATIENTS, DEFAULT_SEED, build_default, cohort_description
+from .cohort import HISTORICAL_UNDER_TESTING, CohortParams, LabelBias, generate_cohort
+from .cohort.bundles import build_bundle
+from .errors import GateFailed, RegistryError
+from .evaluate import audit_groups
+from .export import export_onnx, onnx_metadata
+from .gates import PromotionGates
+from .heart import HeartBand, band_for_total
+from .label_bias import label_bias_comparison
+from .model_card import render_model_card
+from .pipeline import demographics, heart_totals, run_pipeline
+from .registry import DEFAULT_MODEL_NAME, Registry
+from .report import write_report
+from .thresholds import Thresholds
+from .train import ModelKind
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REGISTRY_ENV = "TRIAGE_MODEL_REGISTRY"
+
+
+def _default_registry() -> Path:
+    return Path(os.environ.get(REGISTRY_ENV, REPO_ROOT / "models" / "registry"))
+
+
+def _params(args: argparse.Namespace) -> CohortParams:
+    bias = (
+        HISTORICAL_UNDER_TESTING
+        if getattr(args, "label_bias", "none") == "historical"
+        else LabelBias()
+    )
+    return CohortParams(n=args.n, seed=args.seed, label_bias=bias)
+
+
+def cmd_cohort(args: argparse.Namespace) -> int:
+    table = generate_cohort(_params(args))
+    totals = heart_totals(table)
+    bands = np.array([band_for_total(int(t)).value for t in totals])
+    summary = {
+        "n": len(table),
+        "true_mace": float(table.true_mace.mean()),
+        "recorded_mace": float(table.recorded_mace.mean()),
+        "heart_band_share": {b.value: float((bands == b.value).mean()) for b in HeartBand},
+        "heart_band_mace": {
+            b.value: float(table.true_mace[bands == b.value].mean()) for b in HeartBand
+        },
+    }
+    if args.bundles:
+        out = Path(args.bundles)
+        out.mkdir(parents=True, exist_ok=True)
+        for case in table.cases(range(min(args.limit, len(table)))):
+            (out / f"{case.id_prefix}.json").write_bytes(build_bundle(case))
+        summary["bundles_written"] = min(args.limit, len(table))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    table = generate_cohort(_params(args))
+    result = run_pipeline(
+        table,
+        seed=args.seed,
+        train_on_recorded=args.recorded_labels,
+        kind=ModelKind(args.kind),
+        n_boot=args.n_boot,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.onnx").write_bytes(
+        export_onnx(result.model, result.thresholds, model_version="unregistered")
+    )
+    (out / "evaluation.json").write_text(json.dumps(result.evaluation, indent=2, sort_keys=True))
+    (out / "model_card.md").write_text(
+        render_model_card(
+            name=DEFAULT_MODEL_NAME,
+            version="unregistered",
+            model_kind=result.model.kind.value,
+            evaluation=result.evaluation,
+            training_demographics=demographics(result.train_table),
+            n_train=len(result.train_table),
+            cohort_description=cohort_description(args.n, args.seed),
+        )
+    )
+    print(json.dumps(result.evaluation["summary"], indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    table = generate_cohort(_params(args))
+    result = run_pipeline(table, seed=args.seed, n_boot=args.n_boot)
+    bias = (
+        label_bias_comparison(args.label_bias_n, args.seed, args.n_boot)
+        if args.label_bias_n
+        else None
+    )
+    index = write_report(
+        Path(args.out),
+        result.evaluation,
+        result.test_probabilities,
+        result.test.true_mace,
+        audit_groups(result.test),
+        label_bias=bias,
+    )
+    print(index)
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    src = Path(args.source)
+    onnx_bytes = (src / "model.onnx").read_bytes()
+    evaluation = json.loads((src / "evaluation.json").read_text())
+    meta = onnx_metadata(onnx_bytes)
+    th = evaluation["thresholds"]
+    model = Registry(Path(args.registry)).register(
+        args.name,
+        onnx_bytes,
+        thresholds=Thresholds(th["low_upper"], th["high_lower"]),
+        metrics=evaluation["summary"],
+        training_fingerprint=meta.get("training_fingerprint", ""),
+        model_card=(src / "model_card.md").read_text(),
+        model_kind=meta.get("model_kind", ""),
+    )
+    print(model.version)
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    report = Registry(Path(args.registry)).promote(args.name, args.version, PromotionGates())
+    print(report.render())
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    print(Registry(Path(args.registry)).rollback(args.name))
+    return 0
+
+
+def cmd_build_default(args: argparse.Namespace) -> int:
+    model = build_default(Path(args.registry), n_patients=args.n, seed=args.seed, name=args.name)
+    print(f"{model.name} {model.version} sha256={model.sha256}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="triage-models", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def cohort_args(p: argparse.ArgumentParser, n: int) -> None:
+        p.add_argument("--n", type=int, default=n, help="encounters to generate")
+        p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+        p.add_argument("--label-bias", choices=("none", "historical"), default="none")
+
+    def registry_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--registry", default=str(_default_registry()))
+        p.add_argument("--name", default=DEFAULT_MODEL_NAME)
+
+    p = sub.add_parser("cohort", help="generate a cohort; print its calibration; write bundles")
+    cohort_args(p, 10_000)
+    p.add_argument("--bundles", help="directory to write FHIR bundles into")
+    p.add_argument("--limit", type=int, default=20, help="bundles to write")
+    p.set_defaults(func=cmd_cohort)
+
+    p = sub.add_parser("train", help="train, evaluate and export to a directory")
+    cohort_args(p, DEFAULT_N_PATIENTS)
+    p.add_argument("--out", required=True)
+    p.add_argument("--kind", choices=[k.value for k in ModelKind], default=ModelKind.LOGISTIC.value)
+    p.add_argument("--recorded-labels", action="store_true", help="train on RECORDED outcomes")
+    p.add_argument("--n-boot", type=int, default=200)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="held-out evaluation report (JSON, PNG, HTML)")
+    cohort_args(p, DEFAULT_N_PATIENTS)
+    p.add_argument("--out", default=str(REPO_ROOT / "reports" / "models"))
+    p.add_argument(
+        "--label-bias-n",
+        type=int,
+        default=60_000,
+        help="cohort size of the label-bias side-by-side (0: skip)",
+    )
+    p.add_argument("--n-boot", type=int, default=200)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("register", help="register a `train --out` directory")
+    registry_args(p)
+    p.add_argument("source")
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("promote", help="apply the gates and make a version active")
+    registry_args(p)
+    p.add_argument("version")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", help="re-activate the previously active version")
+    registry_args(p)
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("build-default", help="build and promote the default model if none")
+    registry_args(p)
+    p.add_argument("--n", type=int, default=DEFAULT_N_PATIENTS)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.set_defaults(func=cmd_build_default)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except GateFailed as exc:
+        print(exc.report.render(), file=sys.stderr)
+        return 2
+    except RegistryError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

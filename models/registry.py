@@ -1,0 +1,295 @@
+"""Versioned model registry on the file system.
+
+Layout::
+
+    <root>/<name>/<version>/model.onnx      the artifact the service loads
+    <root>/<name>/<version>/manifest.json   sha256, schema, thresholds, metrics, lineage
+    <root>/<name>/<version>/model_card.md   ONC HTI-1 source attributes
+    <root>/<name>/ACTIVE                    the active version (written atomically)
+    <root>/<name>/HISTORY                   previously active versions, oldest first
+
+``load`` trusts nothing on disk: it re-hashes the ONNX file, checks the feature names
+against ``FEATURE_SCHEMA`` and parses the graph, raising a ``RegistryError`` subclass with a
+machine-readable ``reason`` on any problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from .errors import (
+    ChecksumMismatch,
+    GateFailed,
+    ManifestInvalid,
+    ManifestMissing,
+    ModelCorrupt,
+    ModelMissing,
+    NothingToRollBack,
+    SchemaMismatch,
+    VersionExists,
+    VersionNotFound,
+)
+from .export import INPUT_NAME, OUTPUT_NAME
+from .gates import PromotionGates, PromotionReport, apply_gates
+from .schema import FEATURE_NAMES, SCHEMA_VERSION, ProtectedFeatureError, assert_schema_allowed
+from .thresholds import Thresholds
+
+DEFAULT_MODEL_NAME = "mace-30d"
+MODEL_FILE = "model.onnx"
+MANIFEST_FILE = "manifest.json"
+CARD_FILE = "model_card.md"
+ACTIVE_FILE = "ACTIVE"
+HISTORY_FILE = "HISTORY"
+_VERSION_RE = re.compile(r"^v(\d+)$")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    sha256: str
+    schema_version: str
+    feature_names: tuple[str, ...]
+    thresholds: Thresholds
+    metrics: dict[str, float] = field(default_factory=dict)
+    parent_version: str | None = None
+    created_at: str = ""
+    training_fingerprint: str = ""
+    model_kind: str = ""
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["feature_names"] = list(self.feature_names)
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        try:
+            data: dict[str, Any] = json.loads(text)
+            return cls(
+                sha256=str(data["sha256"]),
+                schema_version=str(data["schema_version"]),
+                feature_names=tuple(str(n) for n in data["feature_names"]),
+                thresholds=Thresholds(
+                    float(data["thresholds"]["low_upper"]), float(data["thresholds"]["high_lower"])
+                ),
+                metrics={str(k): float(v) for k, v in data.get("metrics", {}).items()},
+                parent_version=data.get("parent_version"),
+                created_at=str(data.get("created_at", "")),
+                training_fingerprint=str(data.get("training_fingerprint", "")),
+                model_kind=str(data.get("model_kind", "")),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ManifestInvalid("manifest.json is not a valid manifest") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredModel:
+    name: str
+    version: str
+    onnx_path: Path
+    sha256: str
+    manifest: Manifest
+
+    @property
+    def card_path(self) -> Path:
+        return self.onnx_path.parent / CARD_FILE
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory + fsync + os.replace: readers see the old
+    content or the new, never a torn file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Registry:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # ---- queries ------------------------------------------------------------------------
+    def _dir(self, name: str) -> Path:
+        if not _NAME_RE.match(name):
+            raise VersionNotFound("invalid model name")
+        return self.root / name
+
+    def versions(self, name: str) -> list[str]:
+        d = self._dir(name)
+        if not d.is_dir():
+            return []
+        found = [p.name for p in d.iterdir() if p.is_dir() and _VERSION_RE.match(p.name)]
+        return sorted(found, key=lambda v: int(v[1:]))
+
+    def active_version(self, name: str) -> str | None:
+        path = self._dir(name) / ACTIVE_FILE
+        if not path.exists():
+            return None
+        text = path.read_text().strip()
+        return text or None
+
+    def history(self, name: str) -> list[str]:
+        path = self._dir(name) / HISTORY_FILE
+        if not path.exists():
+            return []
+        return [line for line in path.read_text().splitlines() if line.strip()]
+
+    def manifest(self, name: str, version: str) -> Manifest:
+        path = self._dir(name) / version / MANIFEST_FILE
+        if not _VERSION_RE.match(version) or not path.parent.is_dir():
+            raise VersionNotFound(f"{name} has no version {version}")
+        if not path.exists():
+            raise ManifestMissing(f"{name} {version} has no manifest")
+        return Manifest.from_json(path.read_text())
+
+    def load(self, name: str, version: str | None = None) -> RegisteredModel:
+        if version is None:
+            version = self.active_version(name)
+            if version is None:
+                raise VersionNotFound(f"{name} has no active version", reason="no_active_version")
+        manifest = self.manifest(name, version)
+        onnx_path = self._dir(name) / version / MODEL_FILE
+        if not onnx_path.exists():
+            raise ModelMissing(f"{name} {version} has no model.onnx")
+        data = onnx_path.read_bytes()
+        digest = _sha256(data)
+        if digest != manifest.sha256:
+            raise ChecksumMismatch(f"{name} {version}: model.onnx does not match its manifest")
+        _check_schema(manifest.feature_names, manifest.schema_version)
+        _check_graph(data, len(manifest.feature_names))
+        return RegisteredModel(name, version, onnx_path, digest, manifest)
+
+    # ---- changes ------------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        onnx_bytes: bytes,
+        *,
+        thresholds: Thresholds,
+        metrics: dict[str, float],
+        training_fingerprint: str,
+        model_card: str,
+        feature_names: tuple[str, ...] = FEATURE_NAMES,
+        schema_version: str = SCHEMA_VERSION,
+        parent_version: str | None = None,
+        model_kind: str = "",
+        version: str | None = None,
+    ) -> RegisteredModel:
+        """Store a new version (not yet active). Refuses a protected feature or a schema
+        other than the serving schema, and a graph that does not parse."""
+        _check_schema(feature_names, schema_version)
+        _check_graph(onnx_bytes, len(feature_names))
+        d = self._dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        if version is None:
+            existing = self.versions(name)
+            version = f"v{int(existing[-1][1:]) + 1 if existing else 1}"
+        elif not _VERSION_RE.match(version):
+            raise VersionNotFound("version must look like v<number>")
+        if parent_version is None:
+            parent_version = self.active_version(name)
+        manifest = Manifest(
+            sha256=_sha256(onnx_bytes),
+            schema_version=schema_version,
+            feature_names=tuple(feature_names),
+            thresholds=thresholds,
+            metrics=dict(metrics),
+            parent_version=parent_version,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            training_fingerprint=training_fingerprint,
+            model_kind=model_kind,
+        )
+        # Build in a hidden directory and rename it into place, so a half-written version
+        # is never listed.
+        staging = Path(tempfile.mkdtemp(dir=d, prefix=f".{version}."))
+        try:
+            (staging / MODEL_FILE).write_bytes(onnx_bytes)
+            (staging / MANIFEST_FILE).write_text(manifest.to_json())
+            (staging / CARD_FILE).write_text(model_card)
+            try:
+                staging.rename(d / version)
+            except OSError as exc:
+                raise VersionExists(f"{name} {version} already exists") from exc
+        finally:
+            if staging.exists():
+                for p in staging.iterdir():
+                    p.unlink()
+                staging.rmdir()
+        return self.load(name, version)
+
+    def promote(
+        self, name: str, version: str, gates: PromotionGates | None = None
+    ) -> PromotionReport:
+        """Make ``version`` ACTIVE if it loads cleanly and passes every gate; else raise
+        (``GateFailed`` carries the report)."""
+        model = self.load(name, version)
+        report = apply_gates(name, version, model.manifest.metrics, gates or PromotionGates())
+        if not report.passed:
+            raise GateFailed(report)
+        self._activate(name, version, record_history=True)
+        return report
+
+    def rollback(self, name: str) -> str:
+        """Re-activate the previously active version; returns it."""
+        history = self.history(name)
+        if not history:
+            raise NothingToRollBack(f"{name} has no previous version")
+        previous = history[-1]
+        self.load(name, previous)  # refuse to roll back onto a broken artifact
+        _write_atomic(
+            self._dir(name) / HISTORY_FILE, "".join(f"{v}\n" for v in history[:-1]).encode()
+        )
+        self._activate(name, previous, record_history=False)
+        return previous
+
+    def _activate(self, name: str, version: str, *, record_history: bool) -> None:
+        d = self._dir(name)
+        current = self.active_version(name)
+        if record_history and current is not None and current != version:
+            history = [*self.history(name), current]
+            _write_atomic(d / HISTORY_FILE, "".join(f"{v}\n" for v in history).encode())
+        _write_atomic(d / ACTIVE_FILE, f"{version}\n".encode())
+
+
+def _check_schema(feature_names: tuple[str, ...], schema_version: str) -> None:
+    try:
+        assert_schema_allowed(feature_names)
+    except ProtectedFeatureError as exc:
+        raise SchemaMismatch(str(exc), reason="protected_feature") from exc
+    if tuple(feature_names) != FEATURE_NAMES or schema_version != SCHEMA_VERSION:
+        raise SchemaMismatch("feature names or schema version differ from FEATURE_SCHEMA")
+
+
+def _check_graph(data: bytes, n_features: int) -> None:
+    try:
+        proto = onnx.load_from_string(data)
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        raise ModelCorrupt("model.onnx does not parse as a valid ONNX model") from exc
+    inputs = [i.name for i in proto.graph.input]
+    outputs = [o.name for o in proto.graph.output]
+    if inputs != [INPUT_NAME] or OUTPUT_NAME not in outputs:
+        raise ModelCorrupt("model.onnx does not have the features -> probabilities signature")
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 2 or dims[1].dim_value != n_features:
+        raise ModelCorrupt("model.onnx input width differs from the manifest's feature count")

@@ -1,0 +1,381 @@
+"""The durable audit trail: one SQLite file in WAL mode, embedded, nothing to install.
+
+Durability: every write is a single statement (or one ``BEGIN IMMEDIATE`` transaction) that
+is committed before the method returns. In WAL mode ``synchronous=NORMAL`` keeps every
+committed record across a process crash (SIGKILL) and costs ~10 us per commit;
+``synchronous=FULL`` also survives power loss or a kernel crash at ~0.1 ms. The default is
+NORMAL (the setting ``audit_synchronous`` chooses; docs/engine.md says why).
+
+Fail closed: any error while writing (disk full, read-only file, lock held longer than the
+busy timeout, store closed) and any sign that the file written is no longer the file at
+``path`` (deleted, or its directory replaced: SQLite would keep writing to an unlinked inode)
+raises ``AuditStoreUnavailable``. The engine then answers UNAVAILABLE, never an unrecorded
+recommendation.
+
+Threads: one connection guarded by one lock. Writes serialise inside SQLite anyway, and a
+Python lock held for ~10-20 us is cheaper than SQLite's busy-wait between per-thread
+connections (measured: docs/engine.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from service.assessment import Assessment
+from service.assessment_codec import assessment_from_json
+from service.errors import AuditStoreUnavailable, IdempotencyConflict
+from service.labels import GroupLabels
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS assessments (
+    audit_id            TEXT PRIMARY KEY,
+    request_id          TEXT NOT NULL UNIQUE,
+    bundle_sha256       TEXT NOT NULL,
+    created_at          TEXT NOT NULL,
+    created_epoch       REAL NOT NULL,
+    patient_pseudonym   TEXT NOT NULL,
+    encounter_pseudonym TEXT,
+    model_name          TEXT NOT NULL,
+    model_version       TEXT NOT NULL,
+    model_sha256        TEXT NOT NULL,
+    execution_provider  TEXT NOT NULL,
+    features_json       TEXT NOT NULL,
+    mace_probability    REAL NOT NULL,
+    band                TEXT NOT NULL,
+    heart_band          TEXT NOT NULL,
+    esi_level           INTEGER NOT NULL,
+    escalated           INTEGER NOT NULL,
+    recommendation_json TEXT NOT NULL,
+    facility            TEXT NOT NULL,
+    race                TEXT NOT NULL,
+    ethnicity           TEXT NOT NULL,
+    sex                 TEXT NOT NULL,
+    age_band            TEXT NOT NULL,
+    fairness_json       TEXT,
+    assessment_json     TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS assessments_encounter ON assessments (encounter_pseudonym);
+CREATE INDEX IF NOT EXISTS assessments_time ON assessments (facility, created_epoch);
+CREATE TABLE IF NOT EXISTS outcomes (
+    audit_id    TEXT PRIMARY KEY REFERENCES assessments (audit_id),
+    mace        INTEGER NOT NULL,
+    occurred_at TEXT,
+    reported_at TEXT NOT NULL
+) STRICT;
+"""
+
+_INSERT = """
+INSERT INTO assessments (
+    audit_id, request_id, bundle_sha256, created_at, created_epoch, patient_pseudonym,
+    encounter_pseudonym, model_name, model_version, model_sha256, execution_provider,
+    features_json, mace_probability, band, heart_band, esi_level, escalated,
+    recommendation_json, facility, race, ethnicity, sex, age_band, fairness_json,
+    assessment_json
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (request_id) DO NOTHING
+"""
+
+# The most recent decisions per facility inside the time window, oldest first, with outcomes.
+_RECENT = """
+SELECT audit_id, created_epoch, facility, race, ethnicity, sex, age_band, heart_band, band,
+       escalated, mace_probability, mace
+FROM (
+    SELECT a.*, o.mace,
+           ROW_NUMBER() OVER (PARTITION BY a.facility ORDER BY a.created_epoch DESC) AS rank
+    FROM assessments a LEFT JOIN outcomes o ON o.audit_id = a.audit_id
+    WHERE a.created_epoch >= ?
+)
+WHERE rank <= ?
+ORDER BY created_epoch
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """Everything written for one assessment."""
+
+    assessment: Assessment
+    assessment_json: str
+    bundle_sha256: str
+    patient_pseudonym: str
+    encounter_pseudonym: str | None
+    features_json: str  # clinical values: fine for the audit store, never for logs
+    recommendation_json: str
+    fairness_json: str | None
+    labels: GroupLabels
+    heart_band: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRequest:
+    """What idempotency needs: the bytes' hash and the Assessment to replay."""
+
+    bundle_sha256: str
+    assessment: Assessment
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One stored decision as the fairness windows and the outcome metrics need it."""
+
+    audit_id: str
+    at: float
+    labels: GroupLabels
+    heart_band: str
+    band: str
+    escalated: bool
+    mace_probability: float
+    outcome: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeResult:
+    audit_ids: tuple[str, ...]
+    newly_recorded: tuple[str, ...]  # the ids this call wrote (empty on a replay)
+
+
+class AuditStore:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: Literal["normal", "full"] = "normal",
+        busy_timeout_ms: int = 2000,
+    ) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+            )
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise AuditStoreUnavailable("wal_unavailable")
+            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise AuditStoreUnavailable("open_failed", type(exc).__name__) from exc
+        self._conn: sqlite3.Connection | None = conn
+        self._identity = _file_identity(path)
+        logger.info("audit store open (WAL, synchronous=%s)", synchronous)
+
+    # --- writes ------------------------------------------------------------------------------
+    def insert(self, record: AuditRecord) -> StoredRequest | None:
+        """Write the record durably. None when written; the stored request when a record with
+        the same request_id already exists (a concurrent duplicate: nothing is written)."""
+        a = record.assessment
+        params = (
+            a.audit_id,
+            a.request_id,
+            record.bundle_sha256,
+            a.created_at.isoformat(),
+            a.created_at.timestamp(),
+            record.patient_pseudonym,
+            record.encounter_pseudonym,
+            a.model.name,
+            a.model.version,
+            a.model.sha256,
+            a.model.execution_provider,
+            record.features_json,
+            a.mace_probability,
+            a.recommendation.band.value,
+            record.heart_band,
+            a.recommendation.esi_level,
+            int(a.recommendation.escalated),
+            record.recommendation_json,
+            record.labels.facility,
+            record.labels.race,
+            record.labels.ethnicity,
+            record.labels.sex,
+            record.labels.age_band,
+            record.fairness_json,
+            record.assessment_json,
+        )
+        with self._writing() as conn:
+            inserted = conn.execute(_INSERT, params).rowcount == 1
+            self._check_same_file()
+            if inserted:
+                return None
+            return self._find(conn, a.request_id)
+
+    def record_outcome(
+        self,
+        audit_ids: tuple[str, ...],
+        mace: bool,
+        occurred_at: datetime | None,
+        reported_at: datetime,
+    ) -> OutcomeResult:
+        """Join an outcome to decisions, all or nothing. Reporting the same MACE value again is
+        a no-op; a different value for an already reported decision is a conflict."""
+        new: list[str] = []
+        with self._writing() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for audit_id in audit_ids:
+                    row = conn.execute(
+                        "SELECT mace FROM outcomes WHERE audit_id = ?", (audit_id,)
+                    ).fetchone()
+                    if row is not None:
+                        if bool(row[0]) != mace:
+                            raise IdempotencyConflict("outcome_already_reported")
+                        continue
+                    conn.execute(
+                        "INSERT INTO outcomes (audit_id, mace, occurred_at, reported_at)"
+                        " VALUES (?, ?, ?, ?)",
+                        (
+                            audit_id,
+                            int(mace),
+                            None if occurred_at is None else occurred_at.isoformat(),
+                            reported_at.isoformat(),
+                        ),
+                    )
+                    new.append(audit_id)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._check_same_file()
+        return OutcomeResult(audit_ids, tuple(new))
+
+    # --- reads -------------------------------------------------------------------------------
+    def find(self, request_id: str) -> StoredRequest | None:
+        with self._reading() as conn:
+            return self._find(conn, request_id)
+
+    def audit_ids_for_encounter(self, encounter_pseudonym: str) -> tuple[str, ...]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT audit_id FROM assessments WHERE encounter_pseudonym = ?"
+                " ORDER BY created_epoch",
+                (encounter_pseudonym,),
+            ).fetchall()
+        return tuple(r[0] for r in rows)
+
+    def has_audit_id(self, audit_id: str) -> bool:
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM assessments WHERE audit_id = ?", (audit_id,)
+            ).fetchone()
+        return row is not None
+
+    def decisions(self, audit_ids: tuple[str, ...]) -> list[DecisionRow]:
+        """The stored decisions with these ids (for the outcome metrics)."""
+        with self._reading() as conn:
+            rows = [
+                conn.execute(
+                    "SELECT a.audit_id, a.created_epoch, a.facility, a.race, a.ethnicity, a.sex,"
+                    " a.age_band, a.heart_band, a.band, a.escalated, a.mace_probability, o.mace"
+                    " FROM assessments a LEFT JOIN outcomes o ON o.audit_id = a.audit_id"
+                    " WHERE a.audit_id = ?",
+                    (audit_id,),
+                ).fetchone()
+                for audit_id in audit_ids
+            ]
+        return [_decision_row(r) for r in rows if r is not None]
+
+    def recent_decisions(self, since_epoch: float, per_facility: int) -> list[DecisionRow]:
+        """At most ``per_facility`` latest decisions per facility at or after ``since_epoch``,
+        oldest first, each with its outcome: what the fairness windows held before a restart."""
+        with self._reading() as conn:
+            rows = conn.execute(_RECENT, (since_epoch, per_facility)).fetchall()
+        return [_decision_row(r) for r in rows]
+
+    def count(self) -> int:
+        with self._reading() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM assessments").fetchone()[0])
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Checkpoint the WAL into the main file and close. Idempotent."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is None:
+                return
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                # Committed records are in the WAL and are replayed on the next open.
+                logger.warning("WAL checkpoint at close failed: %s", type(exc).__name__)
+            finally:
+                conn.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    # --- internals ---------------------------------------------------------------------------
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise AuditStoreUnavailable("store_closed")
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                # The class name only: SQLite messages can quote values.
+                raise AuditStoreUnavailable("write_failed", type(exc).__name__) from exc
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise AuditStoreUnavailable("store_closed")
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise AuditStoreUnavailable("read_failed", type(exc).__name__) from exc
+
+    def _find(self, conn: sqlite3.Connection, request_id: str) -> StoredRequest | None:
+        row = conn.execute(
+            "SELECT bundle_sha256, assessment_json FROM assessments WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredRequest(row[0], assessment_from_json(row[1]))
+
+    def _check_same_file(self) -> None:
+        """A committed write only counts if it went to the file at ``path``."""
+        if _file_identity(self.path) != self._identity:
+            raise AuditStoreUnavailable("store_file_replaced")
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _decision_row(r: tuple[object, ...]) -> DecisionRow:
+    (audit_id, at, facility, race, ethnicity, sex, age_band, heart_band, band, esc, p, mace) = r
+    return DecisionRow(
+        audit_id=str(audit_id),
+        at=float(str(at)),
+        labels=GroupLabels(str(facility), str(race), str(ethnicity), str(sex), str(age_band)),
+        heart_band=str(heart_band),
+        band=str(band),
+        escalated=bool(esc),
+        mace_probability=float(str(p)),
+        outcome=None if mace is None else bool(mace),
+    )

@@ -1,0 +1,165 @@
+"""``triage``: serve, assess a bundle file, or send demo encounters to a running server.
+
+    triage serve  [--host H] [--port P] [--metrics-port M] [--data-dir D] [--registry R]
+                  [--workers N] [--log-level L]
+    triage assess FILE.json [--encounter-id ID] [--request-id ID] [--json] [--data-dir D]
+                  [--registry R]
+    triage demo   [--target HOST:PORT] [--json] [--timeout S]
+
+Every option is also a setting (environment ``TRIAGE_*``, see docs/service.md); flags win.
+``triage serve`` prints ``grpc_port=<n>`` and ``metrics_port=<n>`` as the first two lines of
+stdout once both are bound (port 0 picks free ports); logs go to stderr as JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pydantic import ValidationError
+
+from service import logs
+from service.settings import Settings
+
+# Exit codes.
+OK, FAILED, USAGE = 0, 1, 2
+
+
+def _settings(args: argparse.Namespace, **flags: str) -> Settings:
+    """Settings from the environment, overridden by the flags that were given."""
+    overrides: dict[str, Any] = {}
+    for attr, field in flags.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            overrides[field] = value
+    return Settings(**overrides)
+
+
+_SERVE_FLAGS = {
+    "host": "host",
+    "port": "port",
+    "metrics_port": "metrics_port",
+    "data_dir": "data_dir",
+    "registry": "model_registry",
+    "workers": "workers",
+    "log_level": "log_level",
+}
+_LOCAL_FLAGS = {"data_dir": "data_dir", "registry": "model_registry", "log_level": "log_level"}
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args, **_SERVE_FLAGS)
+    logs.configure(settings.log_level)
+    from service.app import App  # imported late: `triage demo` needs no engine
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = App.start(settings)
+    print(f"grpc_port={app.grpc_port}", flush=True)
+    print(f"metrics_port={app.metrics_port}", flush=True)
+    while not stop.wait(0.5):
+        pass
+    app.stop()
+    return OK
+
+
+def _assess(args: argparse.Namespace) -> int:
+    settings = _settings(args, **_LOCAL_FLAGS)
+    logs.configure(settings.log_level)
+    from google.protobuf import json_format
+
+    from service import convert, grpc_errors, screen
+    from service.engine import Engine
+    from service.metrics import Metrics
+
+    bundle = Path(args.file).read_bytes()
+    request_id = args.request_id or f"cli-{uuid.uuid4()}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = Engine.create(settings, Metrics())
+    try:
+        value = engine.assess(bundle, request_id=request_id, encounter_id=args.encounter_id)
+    except Exception as exc:
+        status = grpc_errors.classify(exc, request_id)
+        if status.reason == grpc_errors.INTERNAL_REASON:
+            raise
+        print(f"{status.code.name}: {status.message}", file=sys.stderr)
+        return FAILED
+    finally:
+        engine.close()
+    msg = convert.assessment(value)
+    if args.json:
+        print(json_format.MessageToJson(msg))
+    else:
+        print(screen.render(msg))
+    return OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from service import grpc_demo
+
+    return grpc_demo.run(args.target, as_json=args.json, timeout=args.timeout)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="triage", description="Chest-pain triage decision support over gRPC."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gRPC server (and /metrics)")
+    serve.add_argument("--host", help="bind address (TRIAGE_HOST)")
+    serve.add_argument("--port", type=int, help="gRPC port, 0 = any free (TRIAGE_PORT)")
+    serve.add_argument(
+        "--metrics-port", type=int, help="/metrics port, 0 = any free (TRIAGE_METRICS_PORT)"
+    )
+    serve.add_argument("--data-dir", type=Path, help="audit store and keys (TRIAGE_DATA_DIR)")
+    serve.add_argument("--registry", type=Path, help="model registry (TRIAGE_MODEL_REGISTRY)")
+    serve.add_argument("--workers", type=int, help="gRPC worker threads (TRIAGE_WORKERS)")
+    serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.set_defaults(run=_serve)
+
+    assess = sub.add_parser("assess", help="assess one FHIR bundle file in-process")
+    assess.add_argument("file", type=Path, help="FHIR R4 Bundle (JSON)")
+    assess.add_argument("--encounter-id", help="Encounter to assess (default: the active one)")
+    assess.add_argument("--request-id", help="idempotency key (default: a new UUID)")
+    assess.add_argument("--json", action="store_true", help="print the protobuf JSON")
+    assess.add_argument("--data-dir", type=Path, help="audit store and keys (TRIAGE_DATA_DIR)")
+    assess.add_argument("--registry", type=Path, help="model registry (TRIAGE_MODEL_REGISTRY)")
+    assess.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    assess.set_defaults(run=_assess)
+
+    demo = sub.add_parser("demo", help="send generated encounters to a running server")
+    demo.add_argument("--target", default="127.0.0.1:50051", help="host:port of the server")
+    demo.add_argument("--json", action="store_true", help="print the protobuf JSON")
+    demo.add_argument("--timeout", type=float, default=10.0, help="per-call deadline, seconds")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ValidationError as err:
+        # Settings errors name the field and the constraint; the values come from the
+        # operator's own flags and environment.
+        print(f"triage: invalid settings: {err}", file=sys.stderr)
+        return USAGE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

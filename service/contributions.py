@@ -1,0 +1,158 @@
+"""The features that moved this patient's score most, for clinician review.
+
+Method (one for every model family, exact for the logistic model): features are grouped by
+clinical item (a measurement with its missing flag; troponin ratio, missing flag and assay;
+the three ECG flags; each symptom; each risk factor). An item's contribution is
+
+    logit(p(x)) - logit(p(x with that item's columns set to their "not recorded" values))
+
+where "not recorded" is what ``models.schema.vectorize`` produces for an item without data
+(measurements at their imputation value with the missing flag set, findings absent, ECG
+unknown). For the shipped logistic pipeline the logit is linear in the standardised inputs,
+so the figure is exactly sum_j w_j * (x_j - r_j) / s_j over the item's columns: the weight times
+the standardised difference from "not recorded". For tree ensembles it is the occlusion
+difference of the same definition, which is honest but not additive (items interact).
+All perturbed rows are scored in one batched ONNX call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fhir_adapters.features import (
+    CANONICAL_UNITS,
+    ClinicalFeatures,
+    EcgCategory,
+    Finding,
+    Measurement,
+    Status,
+)
+from models.schema import FEATURE_NAMES
+from service.assessment import Contribution
+from service.scoring import FloatArray, Scorer, imputed_row
+
+TOP_K = 6
+_EPS = 1e-7
+_DISPLAY_UNITS = {"a": "years", "Cel": "°C"}
+_MEASUREMENTS = (
+    "age_years",
+    "heart_rate",
+    "systolic_bp",
+    "diastolic_bp",
+    "respiratory_rate",
+    "spo2",
+    "temperature_c",
+    "bmi",
+)
+
+
+def item_of(feature_name: str) -> str:
+    """The clinical item a model column belongs to."""
+    if feature_name.startswith("troponin"):
+        return "troponin"
+    if feature_name.startswith("ecg_"):
+        return "ecg"
+    if feature_name.startswith("symptom_"):
+        return feature_name.removeprefix("symptom_")
+    if feature_name.startswith("rf_"):
+        return feature_name.removeprefix("rf_")
+    return feature_name.removesuffix("_missing")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemColumns:
+    item: str
+    columns: tuple[int, ...]
+
+
+def _items() -> tuple[ItemColumns, ...]:
+    order: dict[str, list[int]] = {}
+    for index, name in enumerate(FEATURE_NAMES):
+        order.setdefault(item_of(name), []).append(index)
+    return tuple(ItemColumns(item, tuple(cols)) for item, cols in order.items())
+
+
+ITEMS: tuple[ItemColumns, ...] = _items()
+
+
+def _logit(p: FloatArray) -> FloatArray:
+    q = np.clip(p.astype(np.float64), _EPS, 1.0 - _EPS)
+    out: FloatArray = np.log(q / (1.0 - q))
+    return out
+
+
+class ContributionExplainer:
+    """Bound to one scorer; the "not recorded" row is fixed per schema."""
+
+    def __init__(self, scorer: Scorer, top_k: int = TOP_K) -> None:
+        self._scorer = scorer
+        self._reference = imputed_row()
+        self._top_k = top_k
+
+    def weights(self, row: FloatArray) -> dict[str, float]:
+        """Log-odds contribution of every item whose columns differ from "not recorded"."""
+        changed = [
+            i
+            for i in ITEMS
+            if not np.array_equal(row[list(i.columns)], self._reference[list(i.columns)])
+        ]
+        if not changed:
+            return {}
+        batch = np.repeat(row.reshape(1, -1), len(changed) + 1, axis=0)
+        for k, item in enumerate(changed, start=1):
+            cols = list(item.columns)
+            batch[k, cols] = self._reference[cols]
+        logits = _logit(self._scorer.probabilities(batch))
+        return {item.item: float(logits[0] - logits[k]) for k, item in enumerate(changed, 1)}
+
+    def top(self, features: ClinicalFeatures, row: FloatArray) -> tuple[Contribution, ...]:
+        weights = self.weights(row)
+        ranked = sorted(weights.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[: self._top_k]
+        return tuple(describe(features, item, weight) for item, weight in ranked)
+
+
+def describe(features: ClinicalFeatures, item: str, weight: float) -> Contribution:
+    """The item's value with its unit, its provenance and its source resources."""
+    if item in _MEASUREMENTS:
+        m: Measurement = getattr(features, item)
+        return Contribution(
+            item, _measurement_text(item, m), weight, m.status.value, _sources(m.source)
+        )
+    if item == "troponin":
+        t = features.troponin
+        if t.status is Status.PRESENT and t.value_ng_l is not None:
+            text = f"{t.comparator or ''}{t.value_ng_l:g} ng/L"
+            if t.ratio_to_url is not None:
+                text += f" ({t.ratio_to_url:.2g} x URL)"
+        else:
+            text = t.status.value
+        return Contribution(item, text, weight, t.status.value, _sources(t.source))
+    if item == "ecg":
+        e = features.ecg
+        status = Status.MISSING if e.category is EcgCategory.UNKNOWN else Status.PRESENT
+        return Contribution(item, e.category.value, weight, status.value, _sources(e.source))
+    finding = _finding(features, item)
+    text = "present" if finding.present else "not recorded"
+    return Contribution(item, text, weight, finding.status.value, finding.sources)
+
+
+def _finding(features: ClinicalFeatures, item: str) -> Finding:
+    for group in (features.symptoms, features.risk_factors):
+        found = getattr(group, item, None)
+        if isinstance(found, Finding):
+            return found
+    raise ValueError(f"no clinical item named {item!r}")
+
+
+def _measurement_text(item: str, m: Measurement) -> str:
+    if m.status is not Status.PRESENT or m.value is None or math.isnan(m.value):
+        return m.status.value
+    unit = CANONICAL_UNITS[item]
+    return f"{m.value:g} {_DISPLAY_UNITS.get(unit, unit)}"
+
+
+def _sources(source: str | None) -> tuple[str, ...]:
+    return () if source is None else (source,)

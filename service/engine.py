@@ -1,0 +1,395 @@
+"""The transport-free engine: FHIR bundle bytes in, a durably recorded Assessment out.
+
+Pipeline of ``assess`` (stages timed for ``triage_stage_latency_seconds``):
+
+    idempotency lookup -> parse -> extract (+ counterfactual variants) -> vectorize + infer
+    -> HEART -> policy -> contributions -> counterfactual scoring -> fairness monitor.record
+    -> deadline check -> persist (committed) -> metrics -> Assessment
+
+Fail closed: if the record cannot be written the decision is taken back from the fairness
+windows and ``AuditStoreUnavailable`` is raised; nothing unrecorded is ever returned.
+
+The served model is ONE immutable ``ServingModel`` (session, manifest, thresholds, ref) held
+by a single attribute. A request reads it once, so ``swap_model`` never makes a request mix
+two versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from fhir_adapters.features import Extraction
+from fhir_adapters.pseudonym import pseudonym
+from models.errors import RegistryError
+from models.heart import heart_score
+from models.registry import RegisteredModel, Registry
+from models.schema import vectorize
+from service.assessment import (
+    Assessment,
+    Counterfactual,
+    FairnessAudit,
+    ModelRef,
+    OutcomeAck,
+)
+from service.assessment_codec import dumps
+from service.audit_store import AuditRecord, AuditStore, StoredRequest
+from service.contributions import ContributionExplainer
+from service.counterfactual import evaluate, variant_grid
+from service.errors import (
+    AuditStoreUnavailable,
+    DeadlineExceeded,
+    IdempotencyConflict,
+    InvalidRequest,
+    ModelNotReady,
+    UnknownReference,
+)
+from service.extraction import extract_timed
+from service.fairness import Decision, FairnessConfig, FairnessMonitor, FairnessReporter
+from service.heart_basis import heart_basis, heart_warnings
+from service.keys import load_pseudonym_key
+from service.labels import GroupLabels, group_labels
+from service.metrics import Metrics
+from service.policy import BandThresholds, recommend
+from service.scoring import Scorer, load_scorer
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServingModel:
+    """Everything a request needs from the model, swapped as one value."""
+
+    registered: RegisteredModel
+    scorer: Scorer
+    thresholds: BandThresholds
+    explainer: ContributionExplainer
+    ref: ModelRef
+
+
+def load_serving_model(registered: RegisteredModel, settings: Settings) -> ServingModel:
+    """ONNX session + warm-up + the pieces derived from the manifest. Raises ModelNotReady."""
+    scorer = load_scorer(registered, settings.execution_provider)
+    t = registered.manifest.thresholds
+    return ServingModel(
+        registered=registered,
+        scorer=scorer,
+        thresholds=BandThresholds(t.low_upper, t.high_lower),
+        explainer=ContributionExplainer(scorer),
+        ref=ModelRef(registered.name, registered.version, registered.sha256, scorer.provider),
+    )
+
+
+def _encounter_reference(reference: str) -> str:
+    """ReportOutcome may name the encounter as ``Encounter/<id>`` or as the bare id; the
+    adapters pseudonymise ``Encounter/<id>`` (or a fullUrl when the resource had no id)."""
+    if "/" in reference or reference.startswith("urn:"):
+        return reference
+    return f"Encounter/{reference}"
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        store: AuditStore,
+        pseudonym_key: bytes,
+        monitor: FairnessMonitor,
+        reporter: FairnessReporter,
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._store = store
+        self._key = pseudonym_key
+        self._extraction_config = settings.extraction_config(pseudonym_key)
+        self._monitor = monitor
+        self._reporter = reporter
+        self._variants = variant_grid() if settings.counterfactual else ()
+        self._model: ServingModel | None = None
+        self._closed = False
+
+    # --- construction --------------------------------------------------------------------
+    @classmethod
+    def create(cls, settings: Settings, metrics: Metrics, *, require_model: bool = True) -> Engine:
+        """Pseudonym key, audit store, fairness windows restored from the store, the ACTIVE
+        model loaded and warmed up. ``require_model=False`` starts without a model (``ready``
+        is False and ``assess`` raises ModelNotReady until ``reload`` succeeds)."""
+        key = load_pseudonym_key(settings)
+        store = AuditStore(
+            settings.audit_db_path,
+            synchronous=settings.audit_synchronous,
+            busy_timeout_ms=settings.audit_busy_timeout_ms,
+        )
+        config = FairnessConfig.from_settings(settings)
+        monitor = FairnessMonitor(config)
+        reporter = FairnessReporter(monitor, config)
+        engine = cls(settings, metrics, store, key, monitor, reporter)
+        try:
+            engine._restore_fairness_windows()
+            metrics.register([monitor.collector()])
+            try:
+                engine.reload()
+            except ModelNotReady:
+                if require_model:
+                    raise
+                logger.warning("starting without a model: not ready")
+            reporter.start()
+        except BaseException:
+            engine.close()
+            raise
+        return engine
+
+    def _restore_fairness_windows(self) -> None:
+        since = time.time() - self._settings.fairness_window_seconds
+        rows = self._store.recent_decisions(since, self._settings.fairness_window_count)
+        restored = self._monitor.restore(
+            (
+                Decision(
+                    audit_id=r.audit_id,
+                    at=r.at,
+                    facility=r.labels.facility,
+                    race=r.labels.race,
+                    ethnicity=r.labels.ethnicity,
+                    sex=r.labels.sex,
+                    age_band=r.labels.age_band,
+                    stratum=r.heart_band,
+                    model_band=r.band,
+                    escalated=r.escalated,
+                    mace_probability=r.mace_probability,
+                ),
+                r.outcome,
+            )
+            for r in rows
+        )
+        logger.info("fairness windows restored with %d decisions", restored)
+
+    # --- model lifecycle -------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self._model is not None and not self._closed
+
+    @property
+    def model_ref(self) -> ModelRef:
+        model = self._model
+        if model is None:
+            raise ModelNotReady()
+        return model.ref
+
+    def reload(self) -> ModelRef:
+        """Load the registry's ACTIVE version of ``settings.model_name`` and serve it."""
+        registry = Registry(self._settings.model_registry)
+        try:
+            registered = registry.load(self._settings.model_name)
+        except RegistryError as exc:
+            self._metrics.record_model_load_failure(exc.reason)
+            raise ModelNotReady(exc.reason, "the registry has no loadable active model") from exc
+        return self.swap_model(registered)
+
+    def swap_model(self, registered: RegisteredModel) -> ModelRef:
+        """Load and warm up ``registered``, then replace the served model in one assignment.
+        On failure the current model stays in service."""
+        try:
+            serving = load_serving_model(registered, self._settings)
+        except ModelNotReady as exc:
+            self._metrics.record_model_load_failure(exc.reason)
+            raise
+        self._model = serving  # one reference store: requests see the old pair or the new
+        self._metrics.record_model_loaded(serving.ref)
+        logger.info("serving model %s %s", serving.ref.name, serving.ref.version)
+        return serving.ref
+
+    # --- assess ------------------------------------------------------------------------------
+    def assess(
+        self,
+        bundle: bytes,
+        *,
+        request_id: str,
+        encounter_id: str | None = None,
+        deadline: float | None = None,
+    ) -> Assessment:
+        started = time.perf_counter()
+        if not request_id:
+            raise InvalidRequest("missing_request_id")
+        model = self._model  # read once: this request uses exactly this model
+        if model is None or self._closed:
+            raise ModelNotReady()
+        _check_deadline(deadline)
+        bundle_sha256 = hashlib.sha256(bundle).hexdigest()
+        stored = self._store.find(request_id)
+        if stored is not None:
+            return _replay(stored, bundle_sha256)
+
+        created_at = datetime.now(UTC)
+        extracted = extract_timed(
+            bundle,
+            self._extraction_config,
+            request_time=created_at,
+            encounter_id=encounter_id or None,
+            variants=self._variants,
+        )
+        self._metrics.observe_stage("parse", extracted.parse_s)
+        self._metrics.observe_stage("extract", extracted.extract_s)
+        extraction = extracted.actual
+        features = extraction.features
+
+        t_infer = time.perf_counter()
+        row = vectorize(features)
+        probability = model.scorer.probability(row)
+        self._metrics.observe_stage("infer", time.perf_counter() - t_infer)
+
+        heart = heart_score(features)
+        basis = heart_basis(heart)
+        max_esi = self._settings.escalation_max_esi
+        rec = recommend(features, probability, model.thresholds, basis, max_esi)
+        contributions = model.explainer.top(features, row)
+
+        t_audit = time.perf_counter()
+        counterfactual: Counterfactual | None = None
+        if self._variants:
+            counterfactual = evaluate(
+                rec, extracted.variants, model.scorer, model.thresholds, max_esi
+            )
+        audit_id = str(uuid.uuid4())
+        labels = group_labels(extraction.audit, self._settings.facility_allow_list)
+        decision = Decision(
+            audit_id=audit_id,
+            at=created_at.timestamp(),
+            facility=labels.facility,
+            race=labels.race,
+            ethnicity=labels.ethnicity,
+            sex=labels.sex,
+            age_band=labels.age_band,
+            stratum=basis.band.value,
+            model_band=rec.band.value,
+            escalated=rec.escalated,
+            mace_probability=probability,
+        )
+        fairness: FairnessAudit = replace(
+            self._monitor.record(decision), counterfactual=counterfactual
+        )
+        self._metrics.observe_stage("audit", time.perf_counter() - t_audit)
+
+        assessment = Assessment(
+            request_id=request_id,
+            audit_id=audit_id,
+            created_at=created_at,
+            mace_probability=probability,
+            recommendation=rec,
+            heart=basis,
+            contributions=contributions,
+            warnings=tuple(f"{w.code} at {w.path}" for w in features.warnings)
+            + heart_warnings(heart),
+            model=model.ref,
+            fairness_audit=fairness,
+            encounter_selection=features.encounter_selection.value,
+        )
+        record = _record(assessment, extraction, bundle_sha256, labels, fairness)
+        try:
+            _check_deadline(deadline)
+            t_persist = time.perf_counter()
+            existing = self._store.insert(record)
+            self._metrics.observe_stage("persist", time.perf_counter() - t_persist)
+        except AuditStoreUnavailable:
+            self._monitor.discard(audit_id)
+            self._metrics.record_audit_store_failure()
+            logger.error("audit record not written; request refused (fail closed)")
+            raise
+        except BaseException:
+            self._monitor.discard(audit_id)
+            raise
+        if existing is not None:
+            # A concurrent request with the same request_id was recorded first: it is the answer.
+            self._monitor.discard(audit_id)
+            return _replay(existing, bundle_sha256)
+
+        self._metrics.record_assessment(labels, rec.band.value, basis.band.value, rec.escalated)
+        self._metrics.observe_stage("total", time.perf_counter() - started)
+        return assessment
+
+    # --- outcomes ------------------------------------------------------------------------------
+    def report_outcome(
+        self,
+        *,
+        audit_id: str | None,
+        encounter_reference: str | None,
+        mace: bool,
+        occurred_at: datetime | None,
+    ) -> OutcomeAck:
+        """Join a delayed outcome by audit id, or by encounter reference (every assessment of
+        that encounter). Reporting the same outcome again is a no-op; a different MACE value
+        for an already reported decision raises IdempotencyConflict."""
+        if bool(audit_id) == bool(encounter_reference):
+            raise InvalidRequest("need_audit_id_or_encounter_reference")
+        if audit_id:
+            if not self._store.has_audit_id(audit_id):
+                raise UnknownReference("unknown_audit_id")
+            audit_ids: tuple[str, ...] = (audit_id,)
+        else:
+            assert encounter_reference is not None  # for mypy: checked above
+            key = pseudonym(self._key, _encounter_reference(encounter_reference))
+            audit_ids = self._store.audit_ids_for_encounter(key)
+            if not audit_ids:
+                raise UnknownReference("unknown_encounter")
+        reported_at = datetime.now(UTC)
+        result = self._store.record_outcome(audit_ids, mace, occurred_at, reported_at)
+        for row in self._store.decisions(result.newly_recorded):
+            self._monitor.record_outcome(row.audit_id, mace)
+            self._metrics.record_outcome(row.labels, mace, row.band)
+        return OutcomeAck(
+            audit_id=audit_ids[-1],
+            duplicate=not result.newly_recorded,
+            audit_ids=audit_ids,
+            mace=mace,
+            occurred_at=occurred_at,
+            reported_at=reported_at,
+        )
+
+    # --- fairness report, lifecycle ---------------------------------------------------------
+    def fairness_report(self) -> dict[str, Any]:
+        return self._reporter.latest()
+
+    def close(self) -> None:
+        """Stop the background report, checkpoint and close the store. Idempotent."""
+        self._closed = True
+        self._reporter.stop()
+        self._store.close()
+        self._metrics.record_model_unloaded()
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceeded()
+
+
+def _replay(stored: StoredRequest, bundle_sha256: str) -> Assessment:
+    if stored.bundle_sha256 != bundle_sha256:
+        raise IdempotencyConflict("request_id_reused")
+    return stored.assessment
+
+
+def _record(
+    assessment: Assessment,
+    extraction: Extraction,
+    bundle_sha256: str,
+    labels: GroupLabels,
+    fairness: FairnessAudit,
+) -> AuditRecord:
+    return AuditRecord(
+        assessment=assessment,
+        assessment_json=dumps(assessment),
+        bundle_sha256=bundle_sha256,
+        patient_pseudonym=extraction.audit.patient_pseudonym,
+        encounter_pseudonym=extraction.audit.encounter_pseudonym,
+        features_json=dumps(extraction.features),
+        recommendation_json=dumps(assessment.recommendation),
+        fairness_json=dumps(fairness),
+        labels=labels,
+        heart_band=assessment.heart.band.value,
+    )

@@ -1,0 +1,71 @@
+"""Every error the engine raises. The tree is public API; ``service/grpc_errors.py`` maps it
+to gRPC status codes in one table::
+
+    ServiceError                 reason: machine-readable; the message never carries patient data
+    ├── InvalidRequest           e.g. missing_request_id                      -> INVALID_ARGUMENT
+    ├── IdempotencyConflict      same request_id, different bundle bytes;
+    │                            or an outcome already reported differently   -> ALREADY_EXISTS
+    ├── UnknownReference         ReportOutcome for an unknown audit/encounter -> NOT_FOUND
+    ├── DeadlineExceeded         the caller's deadline passed before persist  -> DEADLINE_EXCEEDED
+    ├── ModelNotReady            no model loaded / warm-up failed             -> UNAVAILABLE
+    │   └── ModelRejected        the model failed a load-time check (schema, warm-up output)
+    ├── AuditStoreUnavailable    the record could not be written durably      -> UNAVAILABLE
+    ├── AdminDisabled                                                         -> PERMISSION_DENIED
+    └── AdminUnauthenticated                                                  -> UNAUTHENTICATED
+
+``fhir_adapters`` errors (``BundleRejected``, ``BundleTooLarge``) pass through the engine
+unchanged. ``str(err)`` is the reason (and, where given, a fixed detail string chosen by the
+code that raises it): safe to send to a client and to log.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base class. ``reason`` is a short snake_case code; ``detail`` is fixed text, never data."""
+
+    default_reason = "service_error"
+
+    def __init__(self, reason: str | None = None, detail: str = "") -> None:
+        self.reason = reason or self.default_reason
+        self.detail = detail
+        super().__init__(f"{self.reason}: {detail}" if detail else self.reason)
+
+
+class InvalidRequest(ServiceError):  # noqa: N818 (names fixed by the contract)
+    default_reason = "invalid_request"
+
+
+class IdempotencyConflict(ServiceError):  # noqa: N818 (names fixed by the contract)
+    default_reason = "request_id_reused"
+
+
+class UnknownReference(ServiceError):  # noqa: N818 (names fixed by the contract)
+    default_reason = "unknown_reference"
+
+
+class DeadlineExceeded(ServiceError):  # noqa: N818 (names fixed by the contract)
+    default_reason = "deadline_exceeded"
+
+
+class ModelNotReady(ServiceError):  # noqa: N818 (names fixed by the contract)
+    default_reason = "model_not_ready"
+
+
+class ModelRejected(ModelNotReady):
+    """A model failed a load-time check: wrong feature schema, or warm-up output that is not a
+    probability. Never served."""
+
+    default_reason = "model_rejected"
+
+
+class AuditStoreUnavailable(ServiceError):  # noqa: N818 (names fixed by the contract)
+    default_reason = "audit_store_unavailable"
+
+
+class AdminDisabled(ServiceError):  # noqa: N818 (names fixed by the contract)
+    default_reason = "admin_disabled"
+
+
+class AdminUnauthenticated(ServiceError):  # noqa: N818 (names fixed by the contract)
+    default_reason = "admin_unauthenticated"

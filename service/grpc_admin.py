@@ -1,0 +1,141 @@
+"""triage.v1.TriageAdmin: model lifecycle over gRPC, behind a credential.
+
+Off unless ``settings.admin_token`` is set: every call is then PERMISSION_DENIED. With a token,
+every call needs the metadata ``authorization: Bearer <token>`` (compared in constant time),
+else UNAUTHENTICATED. The operations call the engine; a model that fails to load is
+FAILED_PRECONDITION and the previous model keeps serving.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import grpc
+from triage.v1 import triage_pb2
+
+from models.registry import RegisteredModel, Registry
+from service import convert, errors, grpc_errors
+from service.assessment import ModelRef
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class AdminEngine(Protocol):
+    """The engine's model-lifecycle surface used here (``service.engine.Engine``)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def model_ref(self) -> ModelRef: ...
+
+    def reload(self) -> ModelRef: ...
+
+    def swap_model(self, registered: RegisteredModel) -> ModelRef: ...
+
+
+class ErrorMetrics(Protocol):
+    def record_error(self, code: str, reason: str) -> None: ...
+
+
+def bearer_matches(metadata: Any, token: str) -> bool:
+    """Constant-time check of ``authorization: Bearer <token>`` in the call's metadata."""
+    presented = ""
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            presented = value
+    return hmac.compare_digest(presented.encode(), f"Bearer {token}".encode())
+
+
+class AdminServicer:
+    def __init__(self, settings: Settings, engine: AdminEngine, metrics: ErrorMetrics) -> None:
+        self._settings = settings
+        self._token = settings.admin_token
+        self._engine = engine
+        self._metrics = metrics
+
+    def _authorize(self, context: grpc.ServicerContext) -> None:
+        if self._token is None:
+            raise errors.AdminDisabled()
+        if not bearer_matches(context.invocation_metadata(), self._token.get_secret_value()):
+            raise errors.AdminUnauthenticated()
+
+    def _call(self, rpc: str, context: grpc.ServicerContext, action: Callable[[], T]) -> T:
+        try:
+            self._authorize(context)
+            return action()
+        except Exception as exc:  # noqa: BLE001 - the one error table answers
+            status = grpc_errors.classify(exc, "")
+            self._metrics.record_error(status.code.name, status.reason)
+            grpc_errors.log_error(exc, status, rpc, "")
+            grpc_errors.abort(context, status, "")
+
+    def _status(self, detail: str) -> triage_pb2.ModelStatus:
+        msg = triage_pb2.ModelStatus(ready=self._engine.ready, detail=detail)
+        if self._engine.ready:
+            msg.active.CopyFrom(convert.model_info(self._engine.model_ref))
+        return msg
+
+    def GetModelStatus(  # noqa: N802 - the gRPC method name
+        self, request: triage_pb2.GetModelStatusRequest, context: grpc.ServicerContext
+    ) -> triage_pb2.ModelStatus:
+        return self._call("GetModelStatus", context, lambda: self._status(""))
+
+    def _load(self, version: str) -> ModelRef:
+        """Load and swap in ``version`` (empty: the registry's ACTIVE). A failed load is
+        FAILED_PRECONDITION and the current model keeps serving (the engine swaps only a model
+        that loaded and passed warm-up)."""
+        try:
+            if not version:
+                return self._engine.reload()
+            registry = Registry(self._settings.model_registry)
+            return self._engine.swap_model(registry.load(self._settings.model_name, version))
+        except errors.ModelRejected:
+            raise
+        except errors.ModelNotReady as exc:
+            raise errors.ModelRejected(exc.reason, "the current model keeps serving") from exc
+
+    def ReloadModel(  # noqa: N802
+        self, request: triage_pb2.ReloadModelRequest, context: grpc.ServicerContext
+    ) -> triage_pb2.ModelStatus:
+        def reload() -> triage_pb2.ModelStatus:
+            ref = self._load(request.version)
+            logger.info("admin reload", extra={"fields": {"version": ref.version}})
+            return self._status(f"serving {ref.name} {ref.version}")
+
+        return self._call("ReloadModel", context, reload)
+
+    def Rollback(  # noqa: N802
+        self, request: triage_pb2.RollbackRequest, context: grpc.ServicerContext
+    ) -> triage_pb2.ModelStatus:
+        def rollback() -> triage_pb2.ModelStatus:
+            registry = Registry(self._settings.model_registry)
+            version = registry.rollback(self._settings.model_name)
+            ref = self._load(version)
+            logger.info("admin rollback", extra={"fields": {"version": ref.version}})
+            return self._status(f"rolled back to {ref.name} {ref.version}")
+
+        return self._call("Rollback", context, rollback)
+
+    def _unimplemented(self, rpc: str, context: grpc.ServicerContext) -> triage_pb2.ModelStatus:
+        self._call(rpc, context, lambda: None)  # the credential is checked first
+        self._metrics.record_error(grpc.StatusCode.UNIMPLEMENTED.name, "no_shadow_scoring")
+        context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "shadow scoring is not available in this engine"
+        )
+
+    def SetShadowModel(  # noqa: N802
+        self, request: triage_pb2.SetShadowModelRequest, context: grpc.ServicerContext
+    ) -> triage_pb2.ModelStatus:
+        return self._unimplemented("SetShadowModel", context)
+
+    def ActivateShadow(  # noqa: N802
+        self, request: triage_pb2.ActivateShadowRequest, context: grpc.ServicerContext
+    ) -> triage_pb2.ModelStatus:
+        return self._unimplemented("ActivateShadow", context)

@@ -1,0 +1,60 @@
+"""The pseudonym key: the HMAC key that turns patient and encounter references into
+pseudonyms for the audit store and the fairness audit.
+
+It must be stable across restarts (otherwise ReportOutcome by encounter reference could not
+find earlier records) and secret (a pseudonym is only as good as its key). Precedence:
+``settings.pseudonym_key`` when set, else ``<data_dir>/pseudonym.key``, created once with
+32 random bytes and mode 0600, then reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+KEY_FILE_NAME = "pseudonym.key"
+KEY_BYTES = 32
+
+
+class PseudonymKeyError(RuntimeError):
+    """The key file exists but cannot be used (wrong size, unreadable)."""
+
+
+def load_pseudonym_key(settings: Settings) -> bytes:
+    if settings.pseudonym_key is not None:
+        configured = settings.pseudonym_key.get_secret_value().encode()
+        if not configured:
+            raise PseudonymKeyError("configured pseudonym key is empty")
+        return configured
+    return load_or_create_key_file(settings.data_dir / KEY_FILE_NAME)
+
+
+def load_or_create_key_file(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: of two processes starting at once, exactly one creates the key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_key_file(path)
+    key = secrets.token_bytes(KEY_BYTES)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+        handle.flush()
+        os.fsync(handle.fileno())
+    logger.info("created a new pseudonym key file in the data directory")
+    return key
+
+
+def _read_key_file(path: Path) -> bytes:
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise PseudonymKeyError(f"pseudonym key file must hold exactly {KEY_BYTES} bytes")
+    if path.stat().st_mode & 0o077:
+        logger.warning("pseudonym key file is readable by group or others; expected mode 0600")
+    return key

@@ -1,0 +1,168 @@
+"""Every non-fairness Prometheus metric of the service (names: docs/design.md).
+
+``Metrics`` owns its own ``CollectorRegistry`` so several servers can live in one test
+process. Label values come only from fixed sets (``service.labels``, ``RiskBand``, the stage
+names, gRPC status names and error reason codes); callers never pass free text.
+
+Counters by group carry the HEART band as ``stratum`` only; the overall figure is
+``sum without (stratum)``, so no series is counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.registry import Collector
+
+from service.assessment import ModelRef
+from service.labels import GroupLabels
+
+logger = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("parse", "extract", "infer", "audit", "persist", "total")
+
+# From 50 us (one ONNX row plus bookkeeping) to 1 s (a multi-MB bundle on a busy host).
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.assessments = Counter(
+            "triage_assessments_total",
+            "Assessments answered, by facility, model band and escalation.",
+            ("facility", "band", "escalated"),
+            registry=r,
+        )
+        self.assessments_by_group = Counter(
+            "triage_assessments_by_group_total",
+            "Assessments by audited group and HEART-band stratum (sum over stratum = overall).",
+            ("facility", "attribute", "group", "stratum", "escalated"),
+            registry=r,
+        )
+        self.errors = Counter(
+            "triage_errors_total",
+            "Requests answered with an error, by gRPC status name and reason code.",
+            ("code", "reason"),
+            registry=r,
+        )
+        self.outcomes = Counter(
+            "triage_outcomes_total",
+            "Outcomes reported, by audited group, MACE and the model band of the decision.",
+            ("facility", "attribute", "group", "mace", "band"),
+            registry=r,
+        )
+        self.audit_store_failures = Counter(
+            "triage_audit_store_failures_total",
+            "Assessments refused because the audit record could not be written.",
+            registry=r,
+        )
+        self.stage_latency = Histogram(
+            "triage_stage_latency_seconds",
+            "Time spent per pipeline stage.",
+            ("stage",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "triage_model_info",
+            "The model being served (value 1).",
+            ("name", "version", "sha256", "provider"),
+            registry=r,
+        )
+        self.model_loaded = Gauge(
+            "triage_model_loaded", "1 when a model is loaded and warmed up.", registry=r
+        )
+        self.model_load_failures = Counter(
+            "triage_model_load_failures_total",
+            "Model loads that failed, by reason code.",
+            ("reason",),
+            registry=r,
+        )
+        # Children bound once: .labels() is a dict lookup under a lock, on every request.
+        self._stage = {stage: self.stage_latency.labels(stage) for stage in STAGES}
+        self._model_lock = threading.Lock()
+        self._http: WSGIServer | None = None
+
+    # --- recording -----------------------------------------------------------------------
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self._stage[stage].observe(seconds)
+
+    def record_assessment(
+        self, labels: GroupLabels, band: str, stratum: str, escalated: bool
+    ) -> None:
+        flag = _flag(escalated)
+        self.assessments.labels(labels.facility, band, flag).inc()
+        for attribute, group in labels.by_attribute():
+            self.assessments_by_group.labels(labels.facility, attribute, group, stratum, flag).inc()
+
+    def record_outcome(self, labels: GroupLabels, mace: bool, band: str) -> None:
+        flag = _flag(mace)
+        for attribute, group in labels.by_attribute():
+            self.outcomes.labels(labels.facility, attribute, group, flag, band).inc()
+
+    def record_error(self, code: str, reason: str) -> None:
+        self.errors.labels(code, reason).inc()
+
+    def record_audit_store_failure(self) -> None:
+        self.audit_store_failures.inc()
+
+    def record_model_loaded(self, ref: ModelRef) -> None:
+        with self._model_lock:
+            self.model_info.clear()  # exactly one series: the model now served
+            self.model_info.labels(ref.name, ref.version, ref.sha256, ref.execution_provider).set(1)
+            self.model_loaded.set(1)
+
+    def record_model_unloaded(self) -> None:
+        with self._model_lock:
+            self.model_info.clear()
+            self.model_loaded.set(0)
+
+    def record_model_load_failure(self, reason: str) -> None:
+        self.model_load_failures.labels(reason).inc()
+
+    def register(self, collectors: Iterable[Collector]) -> None:
+        """Add collectors read at scrape time (the fairness gauges)."""
+        for collector in collectors:
+            self.registry.register(collector)
+
+    # --- exposition ----------------------------------------------------------------------
+    def start_http(self, host: str, port: int) -> int:
+        """Serve ``/metrics`` on a daemon thread; returns the bound port (``port=0``: any free)."""
+        if self._http is not None:
+            raise RuntimeError("metrics HTTP server already started")
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._http = server
+        bound = int(server.server_address[1])
+        logger.info("metrics served on %s:%d", host, bound)
+        return bound
+
+    def stop_http(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None

@@ -1,0 +1,217 @@
+"""The recommendation policy: model probability + clinical features -> band, ESI, actions.
+
+Explicit on purpose; docs/engine.md restates it as a table. The rules, in the order applied:
+
+1. Band from the model's manifest thresholds: p < low_upper -> LOW; p >= high_lower -> HIGH;
+   otherwise MODERATE.
+2. Possible ACS = any chest pain or cardiac-equivalent symptom (shoulder, arm or jaw pain,
+   dyspnea, diaphoresis, nausea, epigastric pain), or troponin above the assay's upper
+   reference limit (URL), or ST deviation on the ECG.
+3. Base ESI by band: HIGH -> 2; MODERATE -> 2 with possible ACS, else 3; LOW -> 3 with possible
+   ACS (ECG and troponin are two resources: ESI 3), else 4. The policy never suggests ESI 5:
+   it cannot judge that no resource is needed.
+4. Evidence of myocardial injury or ischaemia (troponin above URL, or ST deviation) -> ESI <= 2
+   and cardiology review, whatever the score.
+5. Danger-zone vitals (HR > 100 /min, RR > 20 /min, SpO2 < 92 %) -> ESI <= 2 regardless of the
+   score, with immediate physician evaluation and continuous monitoring.
+6. Hypotension (SBP < 90 mm[Hg]): with possible ACS -> ESI 1 (resuscitation area); without
+   -> ESI <= 2.
+7. Possible ACS always gets "ECG within 10 minutes" (first) and never ESI 4 or 5.
+8. Actions per band: HIGH -> serial troponin, cardiology review, continuous monitoring;
+   MODERATE -> serial troponin (0h/3h); LOW with possible ACS -> HEART Pathway early-discharge
+   consideration when HEART <= 3 and troponin is present and not above URL and no danger-zone
+   vital or hypotension, otherwise serial troponin (0h/3h); LOW without possible ACS -> routine
+   reassessment.
+9. Escalated = band HIGH or ESI <= ``escalation_max_esi`` (the fairness audit's definition).
+
+Only PRESENT measurements count: missing, stale or implausible vitals neither trigger nor
+clear a rule (the warnings tell the clinician what is missing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fhir_adapters.features import ClinicalFeatures, EcgCategory, Measurement, Status
+from service.assessment import HeartBasis, Recommendation, RiskBand
+
+# --- thresholds (adult danger-zone vitals, ESI handbook; hypotension) ----------------------
+DANGER_HEART_RATE = 100.0  # /min, danger when above
+DANGER_RESPIRATORY_RATE = 20.0  # /min, danger when above
+DANGER_SPO2 = 92.0  # %, danger when below
+HYPOTENSION_SBP = 90.0  # mm[Hg], hypotension when below
+HEART_PATHWAY_MAX_TOTAL = 3
+
+# --- actions (the exact strings sent to the EHR) -------------------------------------------
+ECG_WITHIN_10_MIN = "ECG within 10 minutes"
+RESUSCITATION = "Resuscitation area: immediate life-saving assessment"
+IMMEDIATE_PHYSICIAN = "Immediate physician evaluation"
+CONTINUOUS_MONITORING = "Continuous cardiac monitoring"
+SERIAL_TROPONIN = "Serial troponin (0h/3h)"
+CARDIOLOGY_REVIEW = "Cardiology review"
+HEART_PATHWAY_DISCHARGE = (
+    "Repeat troponin at 3h; consider early discharge (HEART Pathway) if negative"
+)
+ROUTINE_REASSESSMENT = "Routine reassessment per ED protocol"
+
+
+@dataclass(frozen=True, slots=True)
+class BandThresholds:
+    """From the model manifest: p < low_upper is LOW; p >= high_lower is HIGH."""
+
+    low_upper: float
+    high_lower: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low_upper <= self.high_lower <= 1.0:
+            raise ValueError("thresholds must satisfy 0 <= low_upper <= high_lower <= 1")
+
+    def band(self, probability: float) -> RiskBand:
+        if probability < self.low_upper:
+            return RiskBand.LOW
+        if probability >= self.high_lower:
+            return RiskBand.HIGH
+        return RiskBand.MODERATE
+
+
+def _value(m: Measurement) -> float | None:
+    return m.value if m.status is Status.PRESENT else None
+
+
+def _troponin_above_url(f: ClinicalFeatures) -> bool:
+    ratio = f.troponin.ratio_to_url
+    return f.troponin.status is Status.PRESENT and ratio is not None and ratio > 1.0
+
+
+def _troponin_negative(f: ClinicalFeatures) -> bool:
+    ratio = f.troponin.ratio_to_url
+    return f.troponin.status is Status.PRESENT and ratio is not None and ratio <= 1.0
+
+
+def acs_symptom(f: ClinicalFeatures) -> bool:
+    s = f.symptoms
+    return (
+        s.chest_pain.present
+        or s.shoulder_pain.present
+        or s.arm_pain.present
+        or s.jaw_pain.present
+        or s.dyspnea.present
+        or s.diaphoresis.present
+        or s.nausea.present
+        or s.epigastric_pain.present
+    )
+
+
+def myocardial_injury_or_ischaemia(f: ClinicalFeatures) -> bool:
+    return _troponin_above_url(f) or f.ecg.category is EcgCategory.ST_DEVIATION
+
+
+def possible_acs(f: ClinicalFeatures) -> bool:
+    return acs_symptom(f) or myocardial_injury_or_ischaemia(f)
+
+
+def danger_zone_vitals(f: ClinicalFeatures) -> tuple[str, ...]:
+    """The danger-zone rules that fired, as fixed rule names."""
+    fired: list[str] = []
+    hr = _value(f.heart_rate)
+    if hr is not None and hr > DANGER_HEART_RATE:
+        fired.append("heart rate above 100 /min")
+    rr = _value(f.respiratory_rate)
+    if rr is not None and rr > DANGER_RESPIRATORY_RATE:
+        fired.append("respiratory rate above 20 /min")
+    spo2 = _value(f.spo2)
+    if spo2 is not None and spo2 < DANGER_SPO2:
+        fired.append("SpO2 below 92 %")
+    return tuple(fired)
+
+
+def hypotension(f: ClinicalFeatures) -> bool:
+    sbp = _value(f.systolic_bp)
+    return sbp is not None and sbp < HYPOTENSION_SBP
+
+
+class _Plan:
+    """Accumulates ESI (only ever lowered), ordered unique actions and the rationale."""
+
+    def __init__(self, esi: int) -> None:
+        self.esi = esi
+        self.actions: list[str] = []
+        self.rationale: list[str] = []
+
+    def at_most(self, esi: int) -> None:
+        self.esi = min(self.esi, esi)
+
+    def add(self, *actions: str) -> None:
+        for action in actions:
+            if action not in self.actions:
+                self.actions.append(action)
+
+
+def recommend(
+    features: ClinicalFeatures,
+    probability: float,
+    thresholds: BandThresholds,
+    heart: HeartBasis,
+    escalation_max_esi: int,
+) -> Recommendation:
+    band = thresholds.band(probability)
+    acs = possible_acs(features)
+    danger = danger_zone_vitals(features)
+    low_bp = hypotension(features)
+
+    base = {RiskBand.HIGH: 2, RiskBand.MODERATE: 2 if acs else 3, RiskBand.LOW: 3 if acs else 4}
+    plan = _Plan(base[band])
+    plan.rationale.append(f"model risk band {band.value}: base ESI {plan.esi}")
+
+    if low_bp and acs:
+        plan.at_most(1)
+        plan.add(RESUSCITATION)
+        plan.rationale.append("hypotension (SBP below 90 mm[Hg]) with possible ACS: ESI 1")
+    if acs:
+        plan.add(ECG_WITHIN_10_MIN)
+        plan.at_most(3)
+        plan.rationale.append("possible ACS: ECG within 10 minutes, never ESI 4 or 5")
+    if myocardial_injury_or_ischaemia(features):
+        plan.at_most(2)
+        plan.add(CARDIOLOGY_REVIEW)
+        plan.rationale.append("troponin above URL or ST deviation: ESI 2 or lower")
+    if danger:
+        plan.at_most(2)
+        plan.add(IMMEDIATE_PHYSICIAN, CONTINUOUS_MONITORING)
+        plan.rationale.append("danger-zone vitals (" + ", ".join(danger) + "): ESI 2 or lower")
+    if low_bp and not acs:
+        plan.at_most(2)
+        plan.add(IMMEDIATE_PHYSICIAN, CONTINUOUS_MONITORING)
+        plan.rationale.append("hypotension (SBP below 90 mm[Hg]): ESI 2 or lower")
+
+    if band is RiskBand.HIGH:
+        plan.add(SERIAL_TROPONIN, CARDIOLOGY_REVIEW, CONTINUOUS_MONITORING)
+    elif band is RiskBand.MODERATE:
+        plan.add(SERIAL_TROPONIN)
+    elif acs:
+        pathway = (
+            heart.total <= HEART_PATHWAY_MAX_TOTAL
+            and _troponin_negative(features)
+            and not danger
+            and not low_bp
+        )
+        if pathway:
+            plan.add(HEART_PATHWAY_DISCHARGE)
+            plan.rationale.append("HEART <= 3 with troponin not above URL: HEART Pathway")
+        else:
+            plan.add(SERIAL_TROPONIN)
+    if not plan.actions:
+        plan.add(ROUTINE_REASSESSMENT)
+
+    escalated = band is RiskBand.HIGH or plan.esi <= escalation_max_esi
+    return Recommendation(
+        band=band,
+        esi_level=plan.esi,
+        actions=tuple(plan.actions),
+        escalated=escalated,
+        rationale=tuple(plan.rationale),
+    )
+
+
+def escalation_definition(escalation_max_esi: int) -> str:
+    return f"band == HIGH or esi_level <= {escalation_max_esi}"

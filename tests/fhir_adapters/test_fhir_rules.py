@@ -1,0 +1,596 @@
+"""One fixture per extraction rule. Every fixture is also run through the R4B reference
+extractor (``extract_both``), which must agree with the fast path."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fhir_builder import (
+    ENCOUNTER_REF,
+    ICD10,
+    LOINC,
+    REQUEST_TIME,
+    SNOMED,
+    T0,
+    UCUM,
+    at,
+    blood_pressure,
+    bundle,
+    concept,
+    condition,
+    encounter,
+    observation,
+    patient,
+    triage,
+)
+from fhir_check import codes_of, extract_both
+
+from fhir_adapters.features import (
+    ClinicalSex,
+    EcgCategory,
+    EncounterSelection,
+    SexSource,
+    Status,
+    TroponinAssay,
+    UrlSource,
+)
+
+# --- encounter selection ------------------------------------------------------------------
+
+
+def test_the_single_active_encounter_is_the_anchor() -> None:
+    data = bundle(
+        patient(),
+        encounter(id="old", status="finished", start=at(-60 * 24 * 30)),
+        encounter(id="e1", status="arrived"),
+    )
+    features = extract_both(data).features
+    assert features.encounter_selection is EncounterSelection.ACTIVE
+    assert features.encounter == "Encounter/e1"
+    assert features.anchor_time == T0
+
+
+def test_the_requested_encounter_wins_over_the_active_one() -> None:
+    data = bundle(patient(), encounter(id="old", status="finished", start=at(-600)), encounter())
+    features = extract_both(data, encounter_id="old").features
+    assert features.encounter_selection is EncounterSelection.REQUESTED
+    assert features.anchor_time == T0 - timedelta(minutes=600)
+
+
+def test_without_an_active_encounter_the_latest_is_chosen_with_a_warning() -> None:
+    data = bundle(
+        patient(),
+        encounter(id="late", status="finished", start=at(-60)),
+        encounter(id="early", status="finished", start=at(-600)),
+    )
+    extraction = extract_both(data)
+    assert extraction.features.encounter == "Encounter/late"
+    assert extraction.features.encounter_selection is EncounterSelection.MOST_RECENT
+    assert "encounter_chosen_by_recency" in codes_of(extraction)
+
+
+def test_without_any_encounter_the_request_time_is_the_anchor() -> None:
+    extraction = extract_both(bundle(patient()))
+    assert extraction.features.anchor_time == REQUEST_TIME
+    assert extraction.features.encounter_selection is EncounterSelection.NONE
+    assert "no_encounter" in codes_of(extraction)
+    assert extraction.audit.encounter_pseudonym is None
+
+
+# --- age and sex ----------------------------------------------------------------------------
+
+
+def test_age_is_completed_years_at_the_anchor() -> None:
+    assert extract_both(triage(birth_date="1965-03-01")).features.age_years.value == 60.0
+    assert extract_both(triage(birth_date="1965-03-02")).features.age_years.value == 59.0
+    assert extract_both(triage(birth_date="1965")).features.age_years.value == 60.0
+
+
+def test_missing_birth_date_is_missing_age_and_unknown_band() -> None:
+    extraction = extract_both(triage(birth_date=None))
+    assert extraction.features.age_years.status is Status.MISSING
+    assert extraction.audit.age_band.value == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("extensions", "gender", "sex", "source"),
+    [
+        ([], "male", ClinicalSex.MALE, SexSource.GENDER),
+        ([{"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex",
+           "valueCode": "F"}], "male", ClinicalSex.FEMALE, SexSource.BIRTHSEX),
+        ([{"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-individual-sex",
+           "valueCoding": {"system": SNOMED, "code": "248153007"}},
+          {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex",
+           "valueCode": "F"}], None, ClinicalSex.MALE, SexSource.INDIVIDUAL_SEX),
+        ([], "other", ClinicalSex.UNKNOWN, SexSource.GENDER),
+        ([], None, ClinicalSex.UNKNOWN, SexSource.NONE),
+    ],
+)  # fmt: skip
+def test_sex_precedence(
+    extensions: list[dict[str, object]], gender: str | None, sex: ClinicalSex, source: SexSource
+) -> None:
+    features = extract_both(triage(extensions=extensions, gender=gender)).features
+    assert (features.sex, features.sex_source) == (sex, source)
+
+
+# --- vitals ----------------------------------------------------------------------------------
+
+
+def test_latest_vital_by_time_not_array_order() -> None:
+    data = triage(
+        observation("8867-4", 110, "/min", id="hr-new", minutes=-5),
+        observation("8867-4", 70, "/min", id="hr-old", minutes=-120),
+    )
+    hr = extract_both(data).features.heart_rate
+    assert (hr.value, hr.status, hr.source) == (110.0, Status.PRESENT, "Observation/hr-new")
+
+
+@pytest.mark.parametrize("panel", ["85354-9", "55284-4"])
+def test_blood_pressure_from_either_panel(panel: str) -> None:
+    features = extract_both(triage(blood_pressure(150, 95, id="bp", panel=panel))).features
+    assert (features.systolic_bp.value, features.diastolic_bp.value) == (150.0, 95.0)
+    assert features.systolic_bp.source == "Observation/bp"
+
+
+def test_stand_alone_systolic_and_diastolic() -> None:
+    data = triage(
+        observation("8480-6", 131, "mm[Hg]", id="s"), observation("8462-4", 81, "mm[Hg]", id="d")
+    )
+    features = extract_both(data).features
+    assert (features.systolic_bp.value, features.diastolic_bp.value) == (131.0, 81.0)
+
+
+def test_other_vitals_and_unit_conversion() -> None:
+    data = triage(
+        observation("9279-1", 22, "/min", id="rr"),
+        observation("59408-5", 93, "%", id="spo2"),
+        observation("8310-5", 100.4, "[degF]", id="temp"),
+    )
+    features = extract_both(data).features
+    assert features.respiratory_rate.value == 22.0
+    assert features.spo2.value == 93.0
+    assert features.temperature_c.value == pytest.approx(38.0)
+
+
+def test_bmi_recorded_or_computed_from_weight_and_height() -> None:
+    recorded = extract_both(triage(observation("39156-5", 31.2, "kg/m2", id="bmi"))).features
+    assert recorded.bmi.value == 31.2
+    computed = extract_both(
+        triage(
+            observation("29463-7", 220, "[lb_av]", id="w", minutes=-10),
+            observation("8302-2", 70, "[in_i]", id="h", minutes=-60 * 24 * 200),
+        )
+    ).features
+    assert computed.bmi.value == pytest.approx(31.57, abs=0.01)
+    assert computed.bmi.source == "Observation/w"
+
+
+def test_stale_vitals_are_reported_stale_without_value() -> None:
+    extraction = extract_both(triage(blood_pressure(120, 80, id="bp", minutes=-60 * 25)))
+    assert extraction.features.systolic_bp.status is Status.STALE
+    assert extraction.features.systolic_bp.value is None
+    assert extraction.features.systolic_bp.source == "Observation/bp"
+    assert "stale_value" in codes_of(extraction)
+
+
+@pytest.mark.parametrize("systolic", [0, 400, 1e308])
+def test_implausible_values_are_skipped_for_an_earlier_plausible_one(systolic: float) -> None:
+    data = triage(
+        blood_pressure(systolic, 80, id="bad", minutes=-1),
+        blood_pressure(128, 82, id="good", minutes=-30),
+    )
+    extraction = extract_both(data)
+    assert extraction.features.systolic_bp.value == 128.0
+    assert "implausible_value" in codes_of(extraction)
+
+
+def test_only_implausible_values_give_implausible_status() -> None:
+    features = extract_both(triage(blood_pressure(0, 80, id="bad"))).features
+    assert features.systolic_bp.status is Status.IMPLAUSIBLE
+    assert features.systolic_bp.value is None
+
+
+def test_missing_and_unknown_units_are_never_guessed() -> None:
+    no_unit = observation("8867-4", 80, None, id="hr")
+    no_unit["valueQuantity"]["unit"] = "beats/minute"
+    extraction = extract_both(triage(no_unit))
+    assert extraction.features.heart_rate.status is Status.MISSING
+    assert codes_of(extraction) == ["missing_unit"]
+    unknown = extract_both(triage(observation("8867-4", 80, "Hz", id="hr")))
+    assert "unknown_unit" in codes_of(unknown)
+    assert unknown.features.heart_rate.status is Status.MISSING
+
+
+def test_data_absent_reason_warns() -> None:
+    obs = observation("8867-4", id="hr")
+    obs["dataAbsentReason"] = concept(
+        "http://terminology.hl7.org/CodeSystem/data-absent-reason", "not-performed"
+    )
+    extraction = extract_both(triage(obs))
+    assert extraction.features.heart_rate.status is Status.MISSING
+    assert "data_absent" in codes_of(extraction)
+
+
+def test_cancelled_entered_in_error_and_future_data_are_ignored() -> None:
+    data = triage(
+        observation("8867-4", 150, "/min", id="cancel", status="cancelled"),
+        observation("8867-4", 150, "/min", id="eie", status="entered-in-error"),
+        observation("8867-4", 150, "/min", id="future", minutes=5),
+        observation("8867-4", 72, "/min", id="ok", minutes=-5),
+    )
+    extraction = extract_both(data)
+    assert extraction.features.heart_rate.value == 72.0
+    assert {"cancelled", "entered_in_error", "future_dated"} <= set(codes_of(extraction))
+
+
+def test_other_patients_and_unresolved_subjects_are_ignored() -> None:
+    data = triage(
+        observation("8867-4", 150, "/min", id="other", subject={"reference": "Patient/p2"}),
+        observation("8867-4", 140, "/min", id="lost", subject={"reference": "urn:uuid:none"}),
+        observation("8867-4", 130, "/min", id="anon", subject={"display": "somebody"}),
+    )
+    extraction = extract_both(data)
+    assert extraction.features.heart_rate.status is Status.MISSING
+    assert codes_of(extraction).count("unresolved_reference") == 2
+    assert "other_patient_resource" in codes_of(extraction)
+
+
+def test_absolute_and_urn_references_resolve_to_the_patient() -> None:
+    obs = observation(
+        "8867-4", 90, "/min", id="hr", subject={"reference": "http://example.org/fhir/Patient/p1"}
+    )
+    assert extract_both(triage(obs)).features.heart_rate.value == 90.0
+
+
+# --- troponin --------------------------------------------------------------------------------
+
+
+def troponin(loinc: str, value: float, unit: str, *, id: str = "tn", minutes: float = -10,
+             **extra: object) -> dict[str, object]:  # fmt: skip
+    return observation(loinc, value, unit, id=id, minutes=minutes, **extra)
+
+
+@pytest.mark.parametrize(
+    ("loinc", "value", "unit", "ng_l", "assay"),
+    [
+        ("10839-9", 0.05, "ng/mL", 50.0, TroponinAssay.CONVENTIONAL),
+        ("42757-5", 0.1, "ug/L", 100.0, TroponinAssay.CONVENTIONAL),
+        ("49563-0", 0.02, "ng/mL", 20.0, TroponinAssay.CONVENTIONAL),
+        ("89579-7", 12, "ng/L", 12.0, TroponinAssay.HIGH_SENSITIVITY),
+        ("6598-7", 0.03, "ng/mL", 30.0, TroponinAssay.CONVENTIONAL),
+        ("48425-3", 0.01, "ng/mL", 10.0, TroponinAssay.CONVENTIONAL),
+        ("67151-1", 15, "pg/mL", 15.0, TroponinAssay.HIGH_SENSITIVITY),
+    ],
+)
+def test_every_troponin_code_is_normalised_to_ng_per_l(
+    loinc: str, value: float, unit: str, ng_l: float, assay: TroponinAssay
+) -> None:
+    result = extract_both(triage(troponin(loinc, value, unit))).features.troponin
+    assert result.status is Status.PRESENT
+    assert result.value_ng_l == pytest.approx(ng_l)
+    assert result.assay is assay
+    assert result.loinc == loinc
+
+
+@pytest.mark.parametrize(
+    ("gender", "url", "source"),
+    [
+        ("female", 16.0, UrlSource.DEFAULT_SEX_SPECIFIC),
+        ("male", 34.0, UrlSource.DEFAULT_SEX_SPECIFIC),
+        ("unknown", 16.0, UrlSource.DEFAULT),
+    ],
+)
+def test_hs_troponin_default_limit_is_sex_specific(
+    gender: str, url: float, source: UrlSource
+) -> None:
+    result = extract_both(triage(troponin("89579-7", 32, "ng/L"), gender=gender)).features.troponin
+    assert (result.url_ng_l, result.url_source) == (url, source)
+    assert result.ratio_to_url == pytest.approx(32 / url)
+
+
+def test_reference_range_high_is_the_limit_and_matches_sex() -> None:
+    ranges = [
+        {"high": {"value": 11, "system": UCUM, "code": "ng/L"},
+         "appliesTo": [concept(SNOMED, "248152002")]},
+        {"high": {"value": 20, "system": UCUM, "code": "ng/L"},
+         "appliesTo": [concept(SNOMED, "248153007")]},
+    ]  # fmt: skip
+    obs = troponin("67151-1", 22, "ng/L", referenceRange=ranges)
+    female = extract_both(triage(obs)).features.troponin
+    assert (female.url_ng_l, female.url_source) == (11.0, UrlSource.REFERENCE_RANGE)
+    male = extract_both(triage(obs, gender="male")).features.troponin
+    assert male.url_ng_l == 20.0
+    assert male.ratio_to_url == pytest.approx(1.1)
+
+
+def test_conventional_troponin_default_limit() -> None:
+    result = extract_both(triage(troponin("10839-9", 0.12, "ng/mL"))).features.troponin
+    assert (result.url_ng_l, result.url_source) == (40.0, UrlSource.DEFAULT)
+    assert result.ratio_to_url == pytest.approx(3.0)
+
+
+def test_troponin_comparator_is_kept_and_flagged() -> None:
+    obs = troponin("89579-7", 3, "ng/L")
+    obs["valueQuantity"]["comparator"] = "<"
+    extraction = extract_both(triage(obs))
+    assert extraction.features.troponin.comparator == "<"
+    assert extraction.features.troponin.value_ng_l == 3.0
+    assert "troponin_censored" in codes_of(extraction)
+
+
+def test_latest_troponin_by_effective_time() -> None:
+    data = triage(
+        troponin("89579-7", 80, "ng/L", id="later", minutes=-5),
+        troponin("89579-7", 5, "ng/L", id="earlier", minutes=-180),
+    )
+    assert extract_both(data).features.troponin.source == "Observation/later"
+
+
+def test_stale_and_missing_troponin() -> None:
+    assert extract_both(triage()).features.troponin.status is Status.MISSING
+    old = extract_both(triage(troponin("89579-7", 80, "ng/L", minutes=-60 * 30)))
+    assert old.features.troponin.status is Status.STALE
+
+
+# --- ECG ------------------------------------------------------------------------------------
+
+
+def ecg_observation(finding: str, *, id: str = "ecg", minutes: float = -5) -> dict[str, object]:
+    obs = observation("11524-6", id=id, minutes=minutes)
+    obs["valueCodeableConcept"] = concept(SNOMED, finding)
+    return obs
+
+
+@pytest.mark.parametrize(
+    ("finding", "category"),
+    [
+        ("164854000", EcgCategory.NORMAL),
+        ("164909002", EcgCategory.NONSPECIFIC),
+        ("10370003", EcgCategory.NONSPECIFIC),
+        ("76388001", EcgCategory.ST_DEVIATION),
+        ("429622005", EcgCategory.ST_DEVIATION),
+    ],
+)
+def test_ecg_category_from_observation(finding: str, category: EcgCategory) -> None:
+    assert extract_both(triage(ecg_observation(finding))).features.ecg.category is category
+
+
+def test_ecg_category_from_diagnostic_report_conclusion() -> None:
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": "ecg-report",
+        "status": "final",
+        "code": concept(LOINC, "11524-6"),
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": at(-3),
+        "conclusionCode": [concept(SNOMED, "164854000"), concept(SNOMED, "26141007")],
+    }
+    ecg = extract_both(triage(report)).features.ecg
+    assert (ecg.category, ecg.source) == (EcgCategory.ST_DEVIATION, "DiagnosticReport/ecg-report")
+
+
+def test_no_or_stale_ecg_is_unknown() -> None:
+    assert extract_both(triage()).features.ecg.category is EcgCategory.UNKNOWN
+    stale = extract_both(triage(ecg_observation("76388001", minutes=-60 * 48)))
+    assert stale.features.ecg.category is EcgCategory.UNKNOWN
+    assert "stale_value" in codes_of(stale)
+
+
+# --- symptoms ------------------------------------------------------------------------------------
+
+
+def test_symptoms_from_reason_code_diagnosis_and_observation() -> None:
+    data = bundle(
+        patient(),
+        encounter(reasons=[(SNOMED, "274667000")]),
+        condition(SNOMED, "267036007", id="dys", minutes=0, encounter_ref=ENCOUNTER_REF,
+                  category="encounter-diagnosis"),
+        condition(ICD10, "R11.0", id="nausea", minutes=-10, clinical=None),
+        observation("75325-1", id="sweat", minutes=-2,
+                    valueCodeableConcept=concept(SNOMED, "415690000")),
+    )  # fmt: skip
+    symptoms = extract_both(data).features.symptoms
+    assert symptoms.jaw_pain.sources == ("Encounter/e1",)
+    assert symptoms.dyspnea.sources == ("Condition/dys",)
+    assert symptoms.nausea.sources == ("Condition/nausea",)
+    assert symptoms.diaphoresis.sources == ("Observation/sweat",)
+    assert not symptoms.chest_pain.present  # an "atypical" presentation is kept as such
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "flag"),
+    [
+        (SNOMED, "29857009", "chest_pain"),
+        (ICD10, "R07.9", "chest_pain"),
+        (SNOMED, "45326000", "shoulder_pain"),
+        (SNOMED, "102556003", "arm_pain"),
+        (SNOMED, "79922009", "epigastric_pain"),
+        (ICD10, "R06.00", "dyspnea"),
+    ],
+)
+def test_each_symptom_code(system: str, code: str, flag: str) -> None:
+    data = bundle(patient(), encounter(reasons=[(system, code)]))
+    assert getattr(extract_both(data).features.symptoms, flag).present
+
+
+def test_symptoms_of_another_encounter_do_not_count() -> None:
+    old = condition(SNOMED, "29857009", id="cp", minutes=-5,
+                    encounter_ref={"reference": "Encounter/old"})  # fmt: skip
+    data = bundle(patient(), encounter(), encounter(id="old", status="finished", start=at(-900)), old)
+    assert not extract_both(data).features.symptoms.chest_pain.present
+
+
+# --- risk factors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "flag"),
+    [
+        (SNOMED, "38341003", "hypertension"),
+        (ICD10, "I10", "hypertension"),
+        (SNOMED, "55822004", "hyperlipidaemia"),
+        (ICD10, "E78.5", "hyperlipidaemia"),
+        (SNOMED, "44054006", "diabetes"),
+        (ICD10, "E11.9", "diabetes"),
+        (SNOMED, "414916001", "obesity"),
+        (ICD10, "E66.9", "obesity"),
+        (SNOMED, "449868002", "smoking"),
+        (SNOMED, "1755008", "known_atherosclerosis"),
+        (ICD10, "I25.2", "known_atherosclerosis"),
+        (SNOMED, "230690007", "known_atherosclerosis"),
+        (SNOMED, "400047006", "known_atherosclerosis"),
+    ],
+)
+def test_risk_factor_codes(system: str, code: str, flag: str) -> None:
+    risk = extract_both(triage(condition(system, code, id="c"))).features.risk_factors
+    assert getattr(risk, flag).sources == ("Condition/c",)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"verification": "refuted"},
+        {"verification": "entered-in-error"},
+        {"clinical": "resolved"},
+        {"minutes": 0},  # diagnosed at this encounter: not history
+        {"minutes": 30},  # after the anchor
+    ],
+)
+def test_risk_factor_exclusions(kwargs: dict[str, object]) -> None:
+    risk = extract_both(triage(condition(SNOMED, "38341003", id="c", **kwargs))).features
+    assert not risk.risk_factors.hypertension.present
+
+
+def test_resolved_prior_mi_is_still_known_atherosclerosis() -> None:
+    data = triage(condition(SNOMED, "22298006", id="mi", clinical="resolved"))
+    assert extract_both(data).features.risk_factors.known_atherosclerosis.present
+
+
+def test_pci_procedure_is_known_atherosclerosis() -> None:
+    procedure = {
+        "resourceType": "Procedure",
+        "id": "pci",
+        "status": "completed",
+        "code": concept(SNOMED, "415070008"),
+        "subject": {"reference": "Patient/p1"},
+        "performedDateTime": at(-60 * 24 * 400),
+    }
+    risk = extract_both(triage(procedure)).features.risk_factors
+    assert risk.known_atherosclerosis.sources == ("Procedure/pci",)
+
+
+def test_obesity_from_bmi_over_30() -> None:
+    data = triage(observation("39156-5", 33, "kg/m2", id="bmi", minutes=-60 * 24 * 100))
+    assert extract_both(data).features.risk_factors.obesity.sources == ("Observation/bmi",)
+    lean = triage(observation("39156-5", 24, "kg/m2", id="bmi"))
+    assert not extract_both(lean).features.risk_factors.obesity.present
+
+
+def smoking(answer: str, *, id: str, minutes: float) -> dict[str, object]:
+    return observation("72166-2", id=id, minutes=minutes,
+                       valueCodeableConcept=concept(SNOMED, answer))  # fmt: skip
+
+
+def test_smoking_current_former_and_quit_within_three_months() -> None:
+    day = 60 * 24
+    current = triage(smoking("449868002", id="s", minutes=-day))
+    assert extract_both(current).features.risk_factors.smoking.present
+    never = triage(smoking("266919005", id="s", minutes=-day))
+    assert not extract_both(never).features.risk_factors.smoking.present
+    recent_quit = triage(
+        smoking("8517006", id="now", minutes=-day), smoking("449868002", id="then", minutes=-60 * day)
+    )
+    assert extract_both(recent_quit).features.risk_factors.smoking.present
+    long_quit = triage(
+        smoking("8517006", id="now", minutes=-day), smoking("449868002", id="then", minutes=-200 * day)
+    )
+    assert not extract_both(long_quit).features.risk_factors.smoking.present
+
+
+def family(relation: str, onset: float, *, code: str = "53741008") -> dict[str, object]:
+    return {
+        "resourceType": "FamilyMemberHistory",
+        "id": "fh",
+        "status": "completed",
+        "patient": {"reference": "Patient/p1"},
+        "relationship": concept("http://terminology.hl7.org/CodeSystem/v3-RoleCode", relation),
+        "condition": [
+            {"code": concept(SNOMED, code),
+             "onsetAge": {"value": onset, "system": UCUM, "code": "a"}}
+        ],
+    }  # fmt: skip
+
+
+def test_family_history_of_premature_coronary_disease() -> None:
+    assert extract_both(triage(family("FTH", 52))).features.risk_factors.family_history.present
+    assert not extract_both(triage(family("FTH", 70))).features.risk_factors.family_history.present
+    cousin = triage(family("COUSN", 40))
+    assert not extract_both(cousin).features.risk_factors.family_history.present
+
+
+# --- audit attributes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("race", "expected"),
+    [
+        (["2054-5"], "black_or_african_american"),
+        (["2106-3", "2028-9"], "multiple"),
+        (["2135-2"], "invalid"),
+        (["UNK"], "unknown"),
+        ([], "unknown"),
+        (None, "unknown"),
+    ],
+)
+def test_race_category(race: list[str] | None, expected: str) -> None:
+    assert extract_both(triage(race=race)).audit.race.value == expected
+
+
+def test_race_given_as_value_codeable_concept() -> None:
+    ext = {
+        "url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
+        "valueCodeableConcept": concept("urn:oid:2.16.840.1.113883.6.238", "2028-9"),
+    }
+    assert extract_both(triage(extensions=[ext])).audit.race.value == "asian"
+
+
+@pytest.mark.parametrize(
+    ("ethnicity", "expected"),
+    [(["2135-2"], "hispanic_or_latino"), (["2186-5"], "not_hispanic_or_latino"),
+     (["ASKU"], "unknown"), (["2106-3"], "invalid")],
+)  # fmt: skip
+def test_ethnicity_category(ethnicity: list[str], expected: str) -> None:
+    assert extract_both(triage(ethnicity=ethnicity)).audit.ethnicity.value == expected
+
+
+@pytest.mark.parametrize(
+    ("birth", "band"),
+    [("2010-01-01", "under_18"), ("1990-01-01", "18-44"), ("1965-01-01", "45-64"),
+     ("1950-01-01", "65-89"), ("1925-01-01", "90+")],
+)  # fmt: skip
+def test_age_band(birth: str, band: str) -> None:
+    assert extract_both(triage(birth_date=birth)).audit.age_band.value == band
+
+
+def test_facility_and_pseudonyms() -> None:
+    audit = extract_both(triage()).audit
+    assert audit.facility == "Organization/ed-north"
+    assert len(audit.patient_pseudonym) == 64
+    assert "p1" not in audit.patient_pseudonym
+    assert audit.encounter_pseudonym is not None
+    assert audit.encounter_pseudonym != audit.patient_pseudonym
+    location_only = encounter(service_provider=None)
+    location_only["location"] = [{"location": {"reference": "Location/bay-3"}}]
+    assert extract_both(bundle(patient(), location_only)).audit.facility == "Location/bay-3"
+
+
+def test_partial_and_zoneless_times_are_accepted() -> None:
+    obs = observation("8867-4", 88, "/min", id="hr")
+    obs["effectiveDateTime"] = "2025-03-01T09:55"  # no seconds, no zone: read as UTC
+    from fhir_adapters import extract
+    from fhir_builder import CONFIG
+
+    hr = extract(triage(obs), CONFIG, request_time=REQUEST_TIME).features.heart_rate
+    assert hr.effective == T0 - timedelta(minutes=5)
+    assert hr.value == 88.0

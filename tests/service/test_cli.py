@@ -1,0 +1,175 @@
+"""The ``triage`` command line: assess (screen and --json), serve's port lines, demo, usage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service import cli
+from service.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def bundle_file(tmp_path: Path, example_bundles: list[bytes]) -> Path:
+    path = tmp_path / "bundle.json"
+    path.write_bytes(example_bundles[0])
+    return path
+
+
+def test_assess_prints_a_triage_screen(
+    bundle_file: Path, tmp_path: Path, model_registry: Path
+) -> None:
+    result = _run(
+        "assess",
+        str(bundle_file),
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--registry",
+        str(model_registry),
+    )
+    assert result.returncode == 0, result.stderr
+    screen = result.stdout
+    for label in ("Risk band", "ESI", "Actions", "HEART", "Basis", "Fairness", "Model", "Recorded"):
+        assert label in screen, label
+    assert "not clinically validated" in screen
+
+
+def test_assess_json_is_the_protobuf_json(
+    bundle_file: Path, tmp_path: Path, model_registry: Path
+) -> None:
+    from google.protobuf import json_format
+    from triage.v1 import triage_pb2
+
+    result = _run(
+        "assess",
+        str(bundle_file),
+        "--json",
+        "--request-id",
+        "cli-json-1",
+        "--data-dir",
+        str(tmp_path / "d"),
+        "--registry",
+        str(model_registry),
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["requestId"] == "cli-json-1"
+    parsed = json_format.Parse(result.stdout, triage_pb2.Assessment())
+    assert parsed.band in (triage_pb2.LOW, triage_pb2.MODERATE, triage_pb2.HIGH)
+    assert parsed.model.name
+
+
+def test_assess_reports_a_bad_bundle_without_a_traceback(
+    tmp_path: Path, model_registry: Path
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = _run(
+        "assess", str(bad), "--data-dir", str(tmp_path / "d"), "--registry", str(model_registry)
+    )
+    assert result.returncode == 1
+    assert "INVALID_ARGUMENT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIAGE_PORT", "6000")
+    monkeypatch.setenv("TRIAGE_METRICS_PORT", "6001")
+    monkeypatch.setenv("TRIAGE_DATA_DIR", "/tmp/from-env")
+    args = cli._parser().parse_args(["serve", "--port", "7000"])
+    settings = cli._settings(args, **cli._SERVE_FLAGS)
+    assert settings.port == 7000
+    assert settings.metrics_port == 6001
+    assert settings.data_dir == Path("/tmp/from-env")
+    assert Settings().port == 6000
+
+
+def test_invalid_setting_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIAGE_WORKERS", "0")
+    assert cli.main(["serve"]) == cli.USAGE
+
+
+def test_serve_prints_ports_first_and_env_vars_work(
+    start_cli_server: Callable[..., Any],
+) -> None:
+    server = start_cli_server()
+    assert server.stdout_lines[0].startswith("grpc_port=")
+    assert server.stdout_lines[1].startswith("metrics_port=")
+    assert server.grpc_port > 0 and server.metrics_port > 0
+    server.wait_serving()
+    assert server.terminate() == 0
+    logged = [json.loads(line) for line in server.stderr_lines if line.startswith("{")]
+    serving = [line for line in logged if line["msg"] == "serving"]
+    assert serving and serving[0]["execution_provider"].endswith("ExecutionProvider")
+
+
+def test_serve_reads_ports_from_the_environment(tmp_path: Path, model_registry: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env={
+            **os.environ,
+            "TRIAGE_PORT": "0",
+            "TRIAGE_METRICS_PORT": "0",
+            "TRIAGE_DATA_DIR": str(tmp_path / "env-data"),
+            "TRIAGE_MODEL_REGISTRY": str(model_registry),
+        },
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("grpc_port=")
+        assert proc.stdout.readline().startswith("metrics_port=")
+        assert (tmp_path / "env-data" / "audit.sqlite").exists()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+
+
+def test_demo_sends_the_stories_through_a_running_server(
+    serve: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    served = serve()
+    assert cli.main(["demo", "--target", served.target]) == cli.OK
+    out = capsys.readouterr().out
+    assert "Man, shoulder pain, hypertension, family history" in out
+    assert "Woman, dyspnea and nausea, no chest pain" in out
+    assert out.count("Risk band") >= 5
+
+
+def test_demo_fails_when_no_server_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--target", "127.0.0.1:1", "--timeout", "0.5"]) == cli.FAILED
+
+
+def test_docs_list_every_setting() -> None:
+    """docs/service.md documents every Settings field with its environment variable."""
+    text = (REPO / "docs" / "service.md").read_text()
+    missing = [
+        name
+        for name in Settings.model_fields
+        if f"`{name}`" not in text or f"`TRIAGE_{name.upper()}`" not in text
+    ]
+    assert not missing, missing

@@ -1,0 +1,59 @@
+"""TriageAdmin is off unless a token is configured, then needs ``authorization: Bearer``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+from triage.v1 import triage_pb2
+
+from service.grpc_admin import bearer_matches
+
+TOKEN = "s3cret-admin-token"
+
+
+def test_admin_disabled_without_a_token(serve: Callable[..., Any]) -> None:
+    served = serve()
+    with pytest.raises(grpc.RpcError) as err:
+        served.admin.GetModelStatus(
+            triage_pb2.GetModelStatusRequest(),
+            metadata=[("authorization", f"Bearer {TOKEN}")],
+            timeout=5,
+        )
+    assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [[], [("authorization", "Bearer wrong")], [("authorization", TOKEN)]],
+)
+def test_admin_needs_the_bearer_token(
+    serve: Callable[..., Any], metadata: list[tuple[str, str]]
+) -> None:
+    served = serve(admin_token=TOKEN)
+    with pytest.raises(grpc.RpcError) as err:
+        served.admin.GetModelStatus(
+            triage_pb2.GetModelStatusRequest(), metadata=metadata, timeout=5
+        )
+    assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert TOKEN not in (err.value.details() or "")
+
+
+def test_admin_status_with_the_token(serve: Callable[..., Any]) -> None:
+    served = serve(admin_token=TOKEN)
+    status = served.admin.GetModelStatus(
+        triage_pb2.GetModelStatusRequest(),
+        metadata=[("authorization", f"Bearer {TOKEN}")],
+        timeout=5,
+    )
+    assert status.ready
+    assert status.active.version == served.engine.model_ref.version
+
+
+def test_bearer_matches() -> None:
+    assert bearer_matches([("authorization", "Bearer abc")], "abc")
+    assert not bearer_matches([("authorization", "Bearer abd")], "abc")
+    assert not bearer_matches([("authorization", "bearer abc")], "abc")
+    assert not bearer_matches([], "abc")

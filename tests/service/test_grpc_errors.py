@@ -1,0 +1,191 @@
+"""Every row of the error table, over real gRPC, with reason and path in the rich details."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import orjson
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from triage.v1 import triage_pb2
+
+from fhir_adapters.errors import BundleRejected, BundleTooLarge, Reason
+from service import errors, grpc_errors
+
+
+def _fail(stub: Any, request: triage_pb2.AssessRequest, timeout: float = 10) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Assess(request, timeout=timeout)
+    return err.value
+
+
+def _error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo:
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    assert status is not None, "no grpc-status-details-bin trailer"
+    assert status.code == err.code().value[0]
+    (detail,) = status.details
+    info = error_details_pb2.ErrorInfo()
+    assert detail.Unpack(info)
+    assert info.domain == "triage.v1"
+    return info
+
+
+def _trailers(err: grpc.RpcError) -> dict[str, Any]:
+    return dict(err.trailing_metadata())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("bundle", "reason", "path"),
+    [
+        (b"{not json", "not_json", "$"),
+        (b"\xff\xfe\x00garbage", "not_utf8", "$"),
+        (orjson.dumps({"resourceType": "Patient", "id": "p"}), "not_a_bundle", "$.resourceType"),
+    ],
+)
+def test_bad_bundle_is_invalid_argument_with_reason_and_path(
+    serve: Callable[..., Any], bundle: bytes, reason: str, path: str
+) -> None:
+    served = serve()
+    err = _fail(served.stub, triage_pb2.AssessRequest(fhir_bundle=bundle, request_id="bad-1"))
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
+    info = _error_info(err)
+    assert info.reason == reason
+    assert info.metadata["request_id"] == "bad-1"
+    assert info.metadata["path"].startswith("$")
+    trailers = _trailers(err)
+    assert trailers["triage-error-reason"] == reason
+    assert trailers["triage-error-path"] == info.metadata["path"]
+    assert reason in (err.details() or "")
+
+
+def test_bundle_above_the_byte_limit_is_resource_exhausted(
+    serve: Callable[..., Any], example_bundles: list[bytes]
+) -> None:
+    served = serve(max_bundle_bytes=4096)
+    bundle = example_bundles[0]
+    assert len(bundle) > 4096
+    err = _fail(served.stub, triage_pb2.AssessRequest(fhir_bundle=bundle, request_id="big-1"))
+    assert err.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert _error_info(err).reason == "too_many_bytes"
+
+
+def test_message_far_above_the_limit_is_refused_by_grpc(serve: Callable[..., Any]) -> None:
+    served = serve(max_bundle_bytes=4096)
+    huge = b" " * (2 * 1024 * 1024)
+    err = _fail(served.stub, triage_pb2.AssessRequest(fhir_bundle=huge, request_id="huge-1"))
+    assert err.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_missing_request_id_is_invalid_argument(
+    serve: Callable[..., Any], example_bundles: list[bytes]
+) -> None:
+    served = serve()
+    err = _fail(served.stub, triage_pb2.AssessRequest(fhir_bundle=example_bundles[0]))
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert _error_info(err).reason == "missing_request_id"
+
+
+def test_deadline_is_honoured_and_nothing_is_recorded(
+    serve: Callable[..., Any], example_cases: list[Any]
+) -> None:
+    """A deadline shorter than the work: DEADLINE_EXCEEDED, and no record is written."""
+    from models.cohort.bundles import build_history_bundle
+
+    served = serve()
+    history = build_history_bundle(example_cases[0], 2_000_000)
+    err = _fail(
+        served.stub,
+        triage_pb2.AssessRequest(fhir_bundle=history, request_id="late-1"),
+        timeout=0.002,
+    )
+    assert err.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    served.server.stop(5).wait(10)  # let the handler finish before looking at the store
+    with sqlite3.connect(served.settings.audit_db_path) as conn:
+        (n,) = conn.execute(
+            "SELECT count(*) FROM assessments WHERE request_id = 'late-1'"
+        ).fetchone()
+    assert n == 0
+
+
+def test_fail_closed_audit_store_is_unavailable(
+    serve: Callable[..., Any], example_bundles: list[bytes]
+) -> None:
+    """The audit file disappears under the running service: UNAVAILABLE, no recommendation."""
+    served = serve()
+    served.stub.Assess(
+        triage_pb2.AssessRequest(fhir_bundle=example_bundles[0], request_id="ok-1"), timeout=10
+    )
+    os.remove(served.settings.audit_db_path)
+    err = _fail(
+        served.stub, triage_pb2.AssessRequest(fhir_bundle=example_bundles[1], request_id="x-1")
+    )
+    assert err.code() is grpc.StatusCode.UNAVAILABLE
+    assert _error_info(err).reason == "audit_store_unavailable"
+
+
+def test_errors_are_counted(serve: Callable[..., Any]) -> None:
+    served = serve()
+    for i in range(3):
+        _fail(served.stub, triage_pb2.AssessRequest(fhir_bundle=b"[", request_id=f"c-{i}"))
+    value = served.metrics.registry.get_sample_value(
+        "triage_errors_total", {"code": "INVALID_ARGUMENT", "reason": "not_json"}
+    )
+    assert value == 3
+
+
+# --- the table itself, for every row (including those hard to provoke end to end) ---------
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "reason", "path"),
+    [
+        (
+            BundleTooLarge(Reason.TOO_MANY_ENTRIES, "$.entry"),
+            "RESOURCE_EXHAUSTED",
+            "too_many_entries",
+            "$.entry",
+        ),
+        (BundleRejected(Reason.NO_PATIENT, "$.entry"), "INVALID_ARGUMENT", "no_patient", "$.entry"),
+        (errors.InvalidRequest("missing_request_id"), "INVALID_ARGUMENT", "missing_request_id", ""),
+        (errors.IdempotencyConflict(), "ALREADY_EXISTS", "request_id_reused", ""),
+        (errors.UnknownReference(), "NOT_FOUND", "unknown_reference", ""),
+        (errors.DeadlineExceeded(), "DEADLINE_EXCEEDED", "deadline_exceeded", ""),
+        (errors.ModelNotReady(), "UNAVAILABLE", "model_not_ready", ""),
+        (errors.ModelRejected(), "FAILED_PRECONDITION", "model_rejected", ""),
+        (errors.AuditStoreUnavailable(), "UNAVAILABLE", "audit_store_unavailable", ""),
+        (errors.AdminDisabled(), "PERMISSION_DENIED", "admin_disabled", ""),
+        (errors.AdminUnauthenticated(), "UNAUTHENTICATED", "admin_unauthenticated", ""),
+        (KeyError("CANARYNAME-7f3a"), "INTERNAL", "internal", ""),
+    ],
+)
+def test_table(exc: BaseException, code: str, reason: str, path: str) -> None:
+    status = grpc_errors.classify(exc, "req-42")
+    assert (status.code.name, status.reason, status.path) == (code, reason, path)
+    assert "req-42" in status.message
+    assert "CANARY" not in status.message
+
+
+def test_internal_error_sends_the_request_id_only(serve: Callable[..., Any]) -> None:
+    """An exception outside the table: INTERNAL, the request id, never the exception text."""
+    served = serve()
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("CANARYNAME-7f3a at Patient/CANARYMRN-91b2")
+
+    served.engine.assess = explode
+    err = _fail(served.stub, triage_pb2.AssessRequest(fhir_bundle=b"{}", request_id="int-1"))
+    assert err.code() is grpc.StatusCode.INTERNAL
+    assert err.details() == "internal error (request_id=int-1)"
+    assert _error_info(err).reason == "internal"
+    assert "CANARY" not in str(_trailers(err))
+
+
+def test_request_ids_that_do_not_look_like_ids_are_not_echoed() -> None:
+    status = grpc_errors.classify(errors.ModelNotReady(), "Jane Doe 1961-02-03")
+    assert "Jane" not in status.message
+    assert grpc_errors.safe_request_id("") == "<missing>"
