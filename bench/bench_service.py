@@ -211,16 +211,20 @@ def _ensure_registry(registry: Path | None, tmp: Path) -> Path:
 
 
 def _bundles() -> tuple[bytes, bytes]:
-    """A 20-entry triage bundle and a ~1 MB whole-history bundle for the same case."""
+    """A 20-entry triage bundle (a 17-entry triage bundle plus one past encounter with two
+    vital-sign observations) and a ~1 MB whole-history bundle of the same patient."""
     import orjson
 
     from models.cohort.bundles import build_bundle, build_history_bundle, example_cases
 
     for case in example_cases(seed=11, n=200):
-        small = build_bundle(case, validate=False)
+        base = build_bundle(case, validate=False)
+        if len(orjson.loads(base)["entry"]) != 17:
+            continue
+        small = build_history_bundle(case, len(base) + 1)
         if len(orjson.loads(small)["entry"]) == 20:
             return small, build_history_bundle(case, 1_000_000)
-    raise RuntimeError("no 20-entry bundle among the example cases")
+    raise RuntimeError("could not build a 20-entry bundle from the example cases")
 
 
 def main() -> int:

@@ -165,3 +165,26 @@ def first_code(codings: Iterable[Coding], system: str, codes: Iterable[str]) -> 
         if s == system and c in wanted:
             return c
     return None
+
+
+# --- precomputed lookups for the hot path -------------------------------------------------------
+_SYMPTOM_BY_SNOMED: dict[str, tuple[str, ...]] = {}
+for _flag, _set in SYMPTOMS.items():
+    for _code in _set.snomed:
+        _SYMPTOM_BY_SNOMED[_code] = (*_SYMPTOM_BY_SNOMED.get(_code, ()), _flag)
+_SYMPTOM_ICD: tuple[tuple[str, str], ...] = tuple(
+    (prefix, flag) for flag, code_set in SYMPTOMS.items() for prefix in code_set.icd10_prefixes
+)
+SYMPTOM_ICD_PREFIXES = tuple(prefix for prefix, _ in _SYMPTOM_ICD)
+
+
+def symptom_flags(codings: Iterable[Coding]) -> set[str]:
+    """The Symptoms flags these codings name (same answer as SYMPTOMS[flag].matches)."""
+    flags: set[str] = set()
+    for system, code in codings:
+        if system == SNOMED:
+            flags.update(_SYMPTOM_BY_SNOMED.get(code, ()))
+        elif system in ICD10_SYSTEMS:
+            normal = code.replace(".", "").upper()
+            flags.update(flag for prefix, flag in _SYMPTOM_ICD if normal.startswith(prefix))
+    return flags

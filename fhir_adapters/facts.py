@@ -187,8 +187,13 @@ def observation_is_relevant(obs_codes: tuple[Coding, ...], value_codes: tuple[Co
             return True
         if system == codes.SNOMED and code in _FINDING_SNOMED:
             return True
-    return any(s == codes.SNOMED and c in codes.ECG_FINDINGS for s, c in value_codes) or any(
-        code_set.matches(obs_codes) for code_set in codes.SYMPTOMS.values()
+    for system, code in value_codes:
+        if system == codes.SNOMED and code in codes.ECG_FINDINGS:
+            return True
+    return any(
+        system in codes.ICD10_SYSTEMS
+        and code.replace(".", "").upper().startswith(codes.SYMPTOM_ICD_PREFIXES)
+        for system, code in obs_codes
     )
 
 

@@ -10,7 +10,7 @@
     service ModelNotReady                   UNAVAILABLE          model_not_ready
     service AuditStoreUnavailable           UNAVAILABLE          audit_store_unavailable
     service ModelRejected (admin reload)    FAILED_PRECONDITION  model_rejected
-    models RegistryError (admin)            FAILED_PRECONDITION  checksum_mismatch, nothing_to_roll_back
+    models RegistryError (admin)            FAILED_PRECONDITION  checksum_mismatch, gate_failed
     service AdminDisabled                   PERMISSION_DENIED    admin_disabled
     service AdminUnauthenticated            UNAUTHENTICATED      admin_unauthenticated
     anything else                           INTERNAL             internal (request id only)

@@ -32,7 +32,7 @@ from triage.v1 import triage_pb2_grpc
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-REGISTRY_PATIENTS = 8000
+REGISTRY_PATIENTS = 20_000
 REGISTRY_SEED = 20261123
 
 
@@ -206,6 +206,9 @@ class CliServer:
         code = self.proc.wait(timeout=timeout)
         for reader in self._readers:
             reader.join(timeout=10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
         return code
 
 
@@ -243,7 +246,8 @@ def start_cli_server(tmp_path: Path, model_registry: Path) -> Iterator[Callable[
             env={**os.environ, "TRIAGE_FAIRNESS_REPORT_INTERVAL_S": "3600", **(env or {})},
             cwd=REPO,
         )
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         stderr_lines: list[str] = []
         err_reader = threading.Thread(target=_drain, args=(proc.stderr, stderr_lines))
         err_reader.start()
@@ -253,6 +257,8 @@ def start_cli_server(tmp_path: Path, model_registry: Path) -> Iterator[Callable[
             proc.kill()
             proc.wait()
             err_reader.join()
+            proc.stdout.close()
+            proc.stderr.close()
             raise AssertionError(f"unexpected first lines {first!r} {second!r}: {stderr_lines}")
         stdout_lines = [first, second]
         out_reader = threading.Thread(target=_drain, args=(proc.stdout, stdout_lines))

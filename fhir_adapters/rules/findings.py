@@ -52,10 +52,8 @@ class _Evidence:
 
 
 def _match_symptoms(evidence: _Evidence, found: Iterable[Coding], ref: str) -> None:
-    found = tuple(found)
-    for flag, code_set in codes.SYMPTOMS.items():
-        if code_set.matches(found):
-            evidence.add(flag, ref)
+    for flag in sorted(codes.symptom_flags(found)):
+        evidence.add(flag, ref)
 
 
 def usable_conditions(ctx: Context, conditions: tuple[ConditionFact, ...]) -> list[ConditionFact]:

@@ -37,6 +37,10 @@ class Reading:
         return (self.time, self.priority, self.entry)
 
 
+def _path(entry: int, suffix: str) -> str:
+    return f"$.entry[{entry}].resource{suffix}"
+
+
 NOT_READ: tuple[bool, float | None] = (False, None)
 IMPLAUSIBLE: tuple[bool, float | None] = (True, None)
 
@@ -47,29 +51,30 @@ def read_quantity(
     absent: bool,
     dimension: Dimension,
     limits: Limits,
-    path: str,
+    entry: int,
+    suffix: str,
 ) -> tuple[bool, float | None]:
     """(usable, value in canonical units). ``(True, None)``: read but implausible;
     ``(False, None)``: no usable value at all (absent, malformed, unit missing or unknown).
-    Every problem is warned at ``path``."""
+    Every problem is warned at ``$.entry[entry].resource<suffix>`` (built only then)."""
     if absent:
-        ctx.warnings.add(WarningCode.DATA_ABSENT, path)
+        ctx.warnings.add(WarningCode.DATA_ABSENT, _path(entry, suffix))
         return NOT_READ
     if quantity is None or quantity.value is None:
-        ctx.warnings.add(WarningCode.MALFORMED, path)
+        ctx.warnings.add(WarningCode.MALFORMED, _path(entry, suffix))
         return NOT_READ
     if math.isnan(quantity.value) or math.isinf(quantity.value):
-        ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, path)
+        ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, _path(entry, suffix))
         return IMPLAUSIBLE
     converted = convert(quantity.value, quantity.code, quantity.system, dimension)
     if converted.problem is UnitProblem.MISSING:
-        ctx.warnings.add(WarningCode.MISSING_UNIT, path)
+        ctx.warnings.add(WarningCode.MISSING_UNIT, _path(entry, suffix))
         return NOT_READ
     if converted.problem is UnitProblem.UNKNOWN or converted.value is None:
-        ctx.warnings.add(WarningCode.UNKNOWN_UNIT, path)
+        ctx.warnings.add(WarningCode.UNKNOWN_UNIT, _path(entry, suffix))
         return NOT_READ
     if not limits.accepts(converted.value):
-        ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, path)
+        ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, _path(entry, suffix))
         return IMPLAUSIBLE
     return True, converted.value
 
@@ -79,9 +84,7 @@ def latest_plausible(readings: list[Reading]) -> Reading | None:
     return max(plausible, key=lambda r: r.order) if plausible else None
 
 
-def choose(
-    ctx: Context, readings: list[Reading], staleness: timedelta, path_of: dict[int, str]
-) -> Measurement:
+def choose(ctx: Context, readings: list[Reading], staleness: timedelta) -> Measurement:
     """The latest plausible reading (by time, never by array order); implausible readings
     are skipped (warned when read). Older than ``staleness`` before the anchor -> STALE."""
     latest = latest_plausible(readings)
@@ -91,6 +94,6 @@ def choose(
         worst = max(readings, key=lambda r: r.order)
         return Measurement(None, Status.IMPLAUSIBLE, worst.ref, worst.time)
     if ctx.anchor.time - latest.time > staleness:
-        ctx.warnings.add(WarningCode.STALE_VALUE, path_of.get(latest.entry, "$"))
+        ctx.warnings.add(WarningCode.STALE_VALUE, _path(latest.entry, ""))
         return Measurement(None, Status.STALE, latest.ref, latest.time)
     return Measurement(latest.value, Status.PRESENT, latest.ref, latest.time)

@@ -108,10 +108,10 @@ def _results(ctx: Context, observations: list[ObservationFact]) -> list[_Result]
         loinc = next((c for s, c in obs.codes if s == codes.LOINC and c in codes.TROPONIN), None)
         if loinc is None:
             continue
-        path = obs.header.path + ".valueQuantity"
         usable, value = read_quantity(
-            ctx, obs.quantity, obs.absent, Dimension.MASS_CONCENTRATION_NG_L, TROPONIN_LIMITS, path
-        )
+            ctx, obs.quantity, obs.absent, Dimension.MASS_CONCENTRATION_NG_L, TROPONIN_LIMITS,
+            obs.header.entry, ".valueQuantity",
+        )  # fmt: skip
         if usable:
             comparator = obs.quantity.comparator if obs.quantity is not None else None
             results.append(_Result(obs, loinc, value, comparator))

@@ -55,6 +55,10 @@ _SIMPLE = {
     "diastolic_bp": _Spec(frozenset({codes.DIASTOLIC}), Dimension.PRESSURE_MM_HG, DIASTOLIC_LIMITS),
 }
 _COMPONENTS = {codes.SYSTOLIC: "systolic_bp", codes.DIASTOLIC: "diastolic_bp"}
+_BY_LOINC: dict[str, list[str]] = {}
+for _name, _spec in _SIMPLE.items():
+    for _code in _spec.loinc:
+        _BY_LOINC.setdefault(_code, []).append(_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,43 +77,28 @@ def derive_vitals(
     ctx: Context, observations: list[ObservationFact], staleness: timedelta
 ) -> Vitals:
     readings: dict[str, list[Reading]] = {name: [] for name in _SIMPLE}
-    paths: dict[int, str] = {}
     for obs in observations:
-        loinc = {c for s, c in obs.codes if s == codes.LOINC}
-        if not loinc:
-            continue
         header = obs.header
         assert header.time is not None  # the gate admits only timed resources
-        for name, spec in _SIMPLE.items():
-            if loinc & spec.loinc:
-                path = header.path + ".valueQuantity"
+        for system, code in obs.codes:
+            if system != codes.LOINC:
+                continue
+            for name in _BY_LOINC.get(code, ()):
+                spec = _SIMPLE[name]
                 usable, value = read_quantity(
-                    ctx, obs.quantity, obs.absent, spec.dimension, spec.limits, path
-                )
+                    ctx, obs.quantity, obs.absent, spec.dimension, spec.limits,
+                    header.entry, ".valueQuantity",
+                )  # fmt: skip
                 if usable:
                     readings[name].append(Reading(header.time, header.entry, header.ref, value))
-                    paths[header.entry] = header.path
-        if loinc & codes.BP_PANELS:
-            for component in obs.components:
-                for system, code in component.codes:
-                    part = _COMPONENTS.get(code) if system == codes.LOINC else None
-                    if part is None:
-                        continue
-                    spec = _SIMPLE[part]
-                    path = f"{header.path}.component[{component.index}].valueQuantity"
-                    usable, value = read_quantity(
-                        ctx, component.quantity, component.absent, spec.dimension, spec.limits, path
-                    )
-                    if usable:
-                        readings[part].append(Reading(header.time, header.entry, header.ref, value))
-                        paths[header.entry] = header.path
-                    break
+        if any(s == codes.LOINC and c in codes.BP_PANELS for s, c in obs.codes):
+            _read_components(ctx, obs, readings)
     bmi_readings = [Reading(r.time, r.entry, r.ref, r.value, 1) for r in readings["bmi"]]
     computed = _computed_bmi(readings["weight"], readings["height"])
     if computed is not None:
         bmi_readings.append(computed)
     measured = {
-        name: choose(ctx, readings[name], staleness, paths)
+        name: choose(ctx, readings[name], staleness)
         for name in (
             "heart_rate",
             "systolic_bp",
@@ -128,7 +117,27 @@ def derive_vitals(
         and ctx.anchor.time - latest_bmi.time <= OBESITY_BMI_WINDOW
         else None
     )
-    return Vitals(bmi=choose(ctx, bmi_readings, staleness, paths), obesity_bmi=obese, **measured)
+    return Vitals(bmi=choose(ctx, bmi_readings, staleness), obesity_bmi=obese, **measured)
+
+
+def _read_components(
+    ctx: Context, obs: ObservationFact, readings: dict[str, list[Reading]]
+) -> None:
+    header = obs.header
+    assert header.time is not None
+    for component in obs.components:
+        for system, code in component.codes:
+            part = _COMPONENTS.get(code) if system == codes.LOINC else None
+            if part is None:
+                continue
+            spec = _SIMPLE[part]
+            usable, value = read_quantity(
+                ctx, component.quantity, component.absent, spec.dimension, spec.limits,
+                header.entry, f".component[{component.index}].valueQuantity",
+            )  # fmt: skip
+            if usable:
+                readings[part].append(Reading(header.time, header.entry, header.ref, value))
+            break
 
 
 def _computed_bmi(weights: list[Reading], heights: list[Reading]) -> Reading | None:

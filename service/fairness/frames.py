@@ -8,7 +8,9 @@ incremental counts instead and the tests prove both give the same figures.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -36,9 +38,23 @@ def window_frame(rows: Sequence[tuple[Decision, bool | None]]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=columns)
 
 
+@contextmanager
+def _quiet_empty_resamples() -> Iterator[None]:
+    """A small group can be absent from every bootstrap resample; numpy then warns "All-NaN
+    slice encountered" and the interval is NaN, reported as None. That is expected here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        yield
+
+
 def attribute_report(frame: pd.DataFrame, attribute: str, n_boot: int, seed: int) -> JsonDict:
     """Selection rate by group (overall and within each HEART stratum), the missed-MACE rate
     by group where MACE outcomes exist, and calibration by group — each with bootstrap CIs."""
+    with _quiet_empty_resamples():
+        return _attribute_report(frame, attribute, n_boot, seed)
+
+
+def _attribute_report(frame: pd.DataFrame, attribute: str, n_boot: int, seed: int) -> JsonDict:
     report: JsonDict = {
         "selection_rate": _selection(frame, attribute, None, n_boot, seed),
         "selection_rate_by_stratum": _selection(frame, attribute, "stratum", n_boot, seed),
@@ -60,7 +76,7 @@ def attribute_report(frame: pd.DataFrame, attribute: str, n_boot: int, seed: int
         grouped = outcomes.groupby(attribute)
         report["calibration"] = {
             str(group): {
-                "outcomes": int(len(part)),
+                "outcomes": len(part),
                 "mean_predicted": _num(part["mace_probability"].mean()),
                 "observed_mace_rate": _num(part["outcome"].mean()),
             }

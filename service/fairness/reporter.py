@@ -33,6 +33,7 @@ class FairnessReporter:
         self._config = config
         self._clock = clock
         self._stop = threading.Event()
+        self._reported = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._latest: JsonDict = {"generated_at": None, "facilities": {}}
@@ -55,6 +56,10 @@ class FairnessReporter:
         """The most recent report (``generated_at`` None before the first one)."""
         with self._lock:
             return self._latest
+
+    def wait_for_report(self, timeout: float | None = None) -> bool:
+        """Block until the first report exists (True) or ``timeout`` passes (False)."""
+        return self._reported.wait(timeout)
 
     def run_once(self) -> JsonDict:
         """Build a report now, keep it as ``latest()`` and return it."""
@@ -88,6 +93,7 @@ class FairnessReporter:
         }
         with self._lock:
             self._latest = report
+        self._reported.set()
         return report
 
     def _run(self) -> None:

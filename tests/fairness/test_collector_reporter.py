@@ -7,8 +7,8 @@ import time
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.fairness import GROUPS, STRATA, FairnessConfig, FairnessMonitor, FairnessReporter
 from fairness.streams import stream
+from service.fairness import GROUPS, STRATA, FairnessConfig, FairnessMonitor, FairnessReporter
 
 
 def _samples(registry: CollectorRegistry) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -33,21 +33,29 @@ def test_collector_exposes_the_gauges_with_bounded_labels() -> None:
     (status,) = samples["triage_fairness_audit_status"]
     assert status[0] == {"facility": "facility-a"}
     assert status[1] == float(monitor.views()[0].verdict.status)
-    for name in ("triage_fairness_group_rate", "triage_fairness_group_rate_count",
-                 "triage_fairness_group_rate_ci_low", "triage_fairness_group_rate_ci_high"):
+    for name in (
+        "triage_fairness_group_rate",
+        "triage_fairness_group_rate_count",
+        "triage_fairness_group_rate_ci_low",
+        "triage_fairness_group_rate_ci_high",
+    ):
         for labels, value in samples[name]:
             assert labels["group"] in GROUPS[labels["attribute"]]
             assert labels["stratum"] in STRATA
             assert 0.0 <= value <= (600 if name.endswith("count") else 1.0)
     counts = {
-        (l["attribute"], l["group"]): v
-        for l, v in samples["triage_fairness_group_rate_count"] if l["stratum"] == "all"
+        (lab["attribute"], lab["group"]): v
+        for lab, v in samples["triage_fairness_group_rate_count"]
+        if lab["stratum"] == "all"
     }
     assert sum(v for (a, _), v in counts.items() if a == "sex") == 600
-    assert {l["attribute"] for l, _ in samples["triage_fairness_parity_difference"]} == set(GROUPS)
+    attributes = {lab["attribute"] for lab, _ in samples["triage_fairness_parity_difference"]}
+    assert attributes == set(GROUPS)
     assert samples["triage_fairness_false_negative_rate"]
-    assert all(set(l) == {"facility", "attribute", "group"}
-               for l, _ in samples["triage_fairness_false_negative_rate"])
+    assert all(
+        set(lab) == {"facility", "attribute", "group"}
+        for lab, _ in samples["triage_fairness_false_negative_rate"]
+    )
 
 
 def test_reporter_runs_fairlearn_and_stops_promptly() -> None:
@@ -56,10 +64,10 @@ def test_reporter_runs_fairlearn_and_stops_promptly() -> None:
     for d in stream(4, 120):
         monitor.record(d)
         monitor.record_outcome(d.audit_id, mace=d.stratum == "high")
-    reporter = FairnessReporter(monitor, config).start()
-    deadline = time.monotonic() + 60
-    while reporter.latest()["generated_at"] is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    reporter = FairnessReporter(monitor, config)
+    assert reporter.latest()["generated_at"] is None
+    reporter.start()
+    assert reporter.wait_for_report(timeout=60)
     started = time.monotonic()
     reporter.stop()
     assert time.monotonic() - started < 5  # the hour-long wait is interrupted at once
@@ -70,12 +78,15 @@ def test_reporter_runs_fairlearn_and_stops_promptly() -> None:
     race = facility["attributes"]["race"]
     (view,) = monitor.views()
     incremental = {
-        g.group: g.rate for p in view.parity
-        if p.attribute == "race" and p.stratum == "all" for g in p.groups
+        g.group: g.rate
+        for p in view.parity
+        if p.attribute == "race" and p.stratum == "all"
+        for g in p.groups
     }
     for group, entry in race["selection_rate"]["by_group"].items():
         assert math.isclose(entry["rate"], incremental[group], abs_tol=1e-12)
         low, high = entry["ci"]
         assert low <= high
-    assert "false_negative_rate" in race and "calibration" in race
+    assert "false_negative_rate" in race
+    assert "calibration" in race
     assert set(race["selection_rate_by_stratum"]) <= {"low", "moderate", "high"}

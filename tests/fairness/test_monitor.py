@@ -11,13 +11,29 @@ from service.fairness.stats import newcombe_lower, wilson_interval
 Z = 1.959963984540054
 
 
-def make(i: int, *, race: str = "white", sex: str = "female", stratum: str = "low",
-         escalated: bool = False, at: float | None = None, facility: str = "f",
-         probability: float | None = None) -> Decision:
+def make(
+    i: int,
+    *,
+    race: str = "white",
+    sex: str = "female",
+    stratum: str = "low",
+    escalated: bool = False,
+    at: float | None = None,
+    facility: str = "f",
+    probability: float | None = None,
+) -> Decision:
     return Decision(
-        audit_id=f"id-{facility}-{i}", at=float(i) if at is None else at, facility=facility,
-        race=race, ethnicity="unknown", sex=sex, age_band="45-64", stratum=stratum,
-        model_band=stratum, escalated=escalated, mace_probability=probability,
+        audit_id=f"id-{facility}-{i}",
+        at=float(i) if at is None else at,
+        facility=facility,
+        race=race,
+        ethnicity="unknown",
+        sex=sex,
+        age_band="45-64",
+        stratum=stratum,
+        model_band=stratum,
+        escalated=escalated,
+        mace_probability=probability,
     )
 
 
@@ -62,7 +78,8 @@ def test_an_evidenced_gap_alerts_and_names_the_groups() -> None:
     assert audit.status is AuditStatus.ALERT
     assert {"sex=female", "sex=male"} <= set(audit.groups_involved)
     cell = next(p for p in audit.parity if p.attribute == "sex" and p.stratum == "low")
-    assert cell.sufficient and cell.difference == pytest.approx(0.4, abs=0.01)
+    assert cell.sufficient
+    assert cell.difference == pytest.approx(0.4, abs=0.01)
 
 
 def test_a_small_evidenced_gap_warns() -> None:
@@ -72,18 +89,28 @@ def test_a_small_evidenced_gap_warns() -> None:
 
 
 def test_equal_rates_are_ok_and_overall_gaps_alone_never_fire() -> None:
-    monitor = FairnessMonitor(FairnessConfig(min_group_count=30, window_count=5000), clock=lambda: 0.0)
+    monitor = FairnessMonitor(
+        FairnessConfig(min_group_count=30, window_count=5000), clock=lambda: 0.0
+    )
     # same rate within each stratum, but women are mostly low risk: a large overall gap
     i = 0
     for stratum, rate, women, men in (("low", 0.1, 300, 50), ("high", 0.9, 50, 300)):
         for sex, count in (("female", women), ("male", men)):
             for k in range(count):
                 i += 1
-                monitor.record(make(i, sex=sex, stratum=stratum, escalated=k < count * rate,
-                                    race="white" if k % 2 else "asian"))
+                monitor.record(
+                    make(
+                        i,
+                        sex=sex,
+                        stratum=stratum,
+                        escalated=k < count * rate,
+                        race="white" if k % 2 else "asian",
+                    )
+                )
     (view,) = monitor.views()
     overall = next(p for p in view.parity if p.attribute == "sex" and p.stratum == "all")
-    assert overall.difference is not None and overall.difference > 0.5
+    assert overall.difference is not None
+    assert overall.difference > 0.5
     assert view.verdict.status < AuditStatus.WARN  # ethnicity has one group: INSUFFICIENT
 
 

@@ -17,6 +17,7 @@ from fairlearn.metrics import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.assessment import ParityResult
 from service.fairness import ATTRIBUTES, Decision, FairnessConfig, FairnessMonitor
 from service.fairness.decision import BANDS, OVERALL
 from service.fairness.stats import parity_difference, parity_ratio
@@ -81,7 +82,9 @@ def _check(monitor: FairnessMonitor, window: list[Decision]) -> None:
         values = list(rates.values())
         dpd = demographic_parity_difference(y, y, sensitive_features=sf)
         dpr = demographic_parity_ratio(y, y, sensitive_features=sf)
-        assert abs(parity_difference(values) - dpd) <= TOL  # type: ignore[operator]
+        difference = parity_difference(values)
+        assert difference is not None
+        assert abs(difference - dpd) <= TOL
         ours_ratio = parity_ratio(values)
         assert (ours_ratio is None) == math.isnan(dpr)
         if ours_ratio is not None:
@@ -90,12 +93,13 @@ def _check(monitor: FairnessMonitor, window: list[Decision]) -> None:
             assert overall.difference == parity_difference(values)
             assert overall.ratio == ours_ratio
         else:  # the contract: None when fewer than two groups have data
-            assert overall.difference is None and overall.ratio is None
+            assert overall.difference is None
+            assert overall.ratio is None
         _check_strata(cells, attribute, window, y, sf)
 
 
 def _check_strata(
-    cells: dict[tuple[str, str], object],
+    cells: dict[tuple[str, str], ParityResult],
     attribute: str,
     window: list[Decision],
     y: np.ndarray,
@@ -112,12 +116,14 @@ def _check_strata(
         differences, ratios = mf.difference(), mf.ratio()
         for stratum in set(labels):
             cell = cells[attribute, stratum]
-            rates = {g.group: g.rate for g in cell.groups}  # type: ignore[attr-defined]
+            rates = {g.group: g.rate for g in cell.groups}
             expected = mf.by_group.loc[stratum].dropna()
             assert set(rates) == set(expected.index)
             for group, rate in expected.items():
                 assert abs(rates[group] - rate) <= TOL
-            assert abs(parity_difference(list(rates.values())) - differences.loc[stratum]) <= TOL  # type: ignore[operator]
+            difference = parity_difference(list(rates.values()))
+            assert difference is not None
+            assert abs(difference - differences.loc[stratum]) <= TOL
             ratio = parity_ratio(list(rates.values()))
             assert (ratio is None) == math.isnan(ratios.loc[stratum])
             if ratio is not None:
@@ -138,7 +144,11 @@ def test_incremental_equals_fairlearn(rows: list[Decision]) -> None:
 
 
 @SETTINGS
-@given(rows=decisions(), window_count=st.integers(1, 15), window_seconds=st.sampled_from([10.0, 45.0, 1e9]))
+@given(
+    rows=decisions(),
+    window_count=st.integers(1, 15),
+    window_seconds=st.sampled_from([10.0, 45.0, 1e9]),
+)
 def test_eviction_keeps_figures_equal(
     rows: list[Decision], window_count: int, window_seconds: float
 ) -> None:
@@ -156,7 +166,9 @@ def test_discard_takes_the_decision_back(rows: list[Decision], data: st.DataObje
     monitor = FairnessMonitor(config, clock=lambda: rows[-1].at if rows else 0.0)
     for d in rows:
         monitor.record(d)
-    dropped = set(data.draw(st.sets(st.sampled_from([d.audit_id for d in rows]))) if rows else set())
+    dropped = set(
+        data.draw(st.sets(st.sampled_from([d.audit_id for d in rows]))) if rows else set()
+    )
     for audit_id in dropped:
         assert monitor.discard(audit_id)
     assert not monitor.discard("never-recorded")

@@ -4,7 +4,6 @@ documented number of decisions; a fair stream stays clear over 10,000 (docs/fair
 from __future__ import annotations
 
 from fairness.streams import stream
-
 from service.assessment import AuditStatus
 from service.fairness import FairnessConfig, FairnessMonitor
 
@@ -19,15 +18,16 @@ def _monitor() -> FairnessMonitor:
 
 def test_biased_stream_is_flagged_within_the_documented_bound() -> None:
     monitor = _monitor()
-    for n, decision in enumerate(
-        stream(BIASED_SEED, DETECTION_BOUND, biased_race="black_or_african_american"), start=1
-    ):
-        audit = monitor.record(decision)
-        if audit.status >= AuditStatus.WARN:
-            break
-    assert audit.status >= AuditStatus.WARN, "not flagged within the documented bound"
-    assert "black_or_african_american" in " ".join(audit.groups_involved)
+    biased = stream(BIASED_SEED, DETECTION_BOUND, biased_race="black_or_african_american")
+    flagged = [
+        (n, audit)
+        for n, audit in enumerate((monitor.record(d) for d in biased), start=1)
+        if audit.status >= AuditStatus.WARN
+    ]
+    assert flagged, "not flagged within the documented bound"
+    n, audit = flagged[0]
     assert n <= DETECTION_BOUND
+    assert "black_or_african_american" in " ".join(audit.groups_involved)
 
 
 def test_fair_stream_stays_clear_over_10000_decisions() -> None:

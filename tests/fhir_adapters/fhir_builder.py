@@ -163,9 +163,7 @@ def condition(
         "code": concept(system, code),
         "subject": PATIENT_REF,
         "recordedDate": at(minutes),
-        "category": [
-            concept("http://terminology.hl7.org/CodeSystem/condition-category", category)
-        ],
+        "category": [concept("http://terminology.hl7.org/CodeSystem/condition-category", category)],
     }
     if clinical is not None:
         resource["clinicalStatus"] = concept(

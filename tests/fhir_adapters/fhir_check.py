@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from fhir_builder import CONFIG, REQUEST_TIME
+
 from fhir_adapters import Extraction, ExtractionConfig, extract
 from fhir_adapters.reference import extract_reference
-from fhir_builder import CONFIG, REQUEST_TIME
 
 
 def extract_both(

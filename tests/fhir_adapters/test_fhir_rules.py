@@ -4,9 +4,11 @@ extractor (``extract_both``), which must agree with the fast path."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fhir_builder import (
+    CONFIG,
     ENCOUNTER_REF,
     ICD10,
     LOINC,
@@ -14,6 +16,7 @@ from fhir_builder import (
     SNOMED,
     T0,
     UCUM,
+    Resource,
     at,
     blood_pressure,
     bundle,
@@ -26,6 +29,7 @@ from fhir_builder import (
 )
 from fhir_check import codes_of, extract_both
 
+from fhir_adapters import extract
 from fhir_adapters.features import (
     ClinicalSex,
     EcgCategory,
@@ -78,7 +82,7 @@ def test_without_any_encounter_the_request_time_is_the_anchor() -> None:
     assert extraction.audit.encounter_pseudonym is None
 
 
-# --- age and sex ----------------------------------------------------------------------------
+# --- age and sex --------------------------------------------------------------------------
 
 
 def test_age_is_completed_years_at_the_anchor() -> None:
@@ -114,7 +118,7 @@ def test_sex_precedence(
     assert (features.sex, features.sex_source) == (sex, source)
 
 
-# --- vitals ----------------------------------------------------------------------------------
+# --- vitals -------------------------------------------------------------------------------
 
 
 def test_latest_vital_by_time_not_array_order() -> None:
@@ -243,11 +247,11 @@ def test_absolute_and_urn_references_resolve_to_the_patient() -> None:
     assert extract_both(triage(obs)).features.heart_rate.value == 90.0
 
 
-# --- troponin --------------------------------------------------------------------------------
+# --- troponin -----------------------------------------------------------------------------
 
 
 def troponin(loinc: str, value: float, unit: str, *, id: str = "tn", minutes: float = -10,
-             **extra: object) -> dict[str, object]:  # fmt: skip
+             **extra: Any) -> Resource:  # fmt: skip
     return observation(loinc, value, unit, id=id, minutes=minutes, **extra)
 
 
@@ -333,10 +337,10 @@ def test_stale_and_missing_troponin() -> None:
     assert old.features.troponin.status is Status.STALE
 
 
-# --- ECG ------------------------------------------------------------------------------------
+# --- ECG ----------------------------------------------------------------------------------
 
 
-def ecg_observation(finding: str, *, id: str = "ecg", minutes: float = -5) -> dict[str, object]:
+def ecg_observation(finding: str, *, id: str = "ecg", minutes: float = -5) -> Resource:
     obs = observation("11524-6", id=id, minutes=minutes)
     obs["valueCodeableConcept"] = concept(SNOMED, finding)
     return obs
@@ -377,7 +381,7 @@ def test_no_or_stale_ecg_is_unknown() -> None:
     assert "stale_value" in codes_of(stale)
 
 
-# --- symptoms ------------------------------------------------------------------------------------
+# --- symptoms -----------------------------------------------------------------------------
 
 
 def test_symptoms_from_reason_code_diagnosis_and_observation() -> None:
@@ -417,11 +421,13 @@ def test_each_symptom_code(system: str, code: str, flag: str) -> None:
 def test_symptoms_of_another_encounter_do_not_count() -> None:
     old = condition(SNOMED, "29857009", id="cp", minutes=-5,
                     encounter_ref={"reference": "Encounter/old"})  # fmt: skip
-    data = bundle(patient(), encounter(), encounter(id="old", status="finished", start=at(-900)), old)
+    data = bundle(
+        patient(), encounter(), encounter(id="old", status="finished", start=at(-900)), old
+    )
     assert not extract_both(data).features.symptoms.chest_pain.present
 
 
-# --- risk factors --------------------------------------------------------------------------------
+# --- risk factors -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -457,7 +463,7 @@ def test_risk_factor_codes(system: str, code: str, flag: str) -> None:
         {"minutes": 30},  # after the anchor
     ],
 )
-def test_risk_factor_exclusions(kwargs: dict[str, object]) -> None:
+def test_risk_factor_exclusions(kwargs: dict[str, Any]) -> None:
     risk = extract_both(triage(condition(SNOMED, "38341003", id="c", **kwargs))).features
     assert not risk.risk_factors.hypertension.present
 
@@ -487,7 +493,7 @@ def test_obesity_from_bmi_over_30() -> None:
     assert not extract_both(lean).features.risk_factors.obesity.present
 
 
-def smoking(answer: str, *, id: str, minutes: float) -> dict[str, object]:
+def smoking(answer: str, *, id: str, minutes: float) -> Resource:
     return observation("72166-2", id=id, minutes=minutes,
                        valueCodeableConcept=concept(SNOMED, answer))  # fmt: skip
 
@@ -499,16 +505,18 @@ def test_smoking_current_former_and_quit_within_three_months() -> None:
     never = triage(smoking("266919005", id="s", minutes=-day))
     assert not extract_both(never).features.risk_factors.smoking.present
     recent_quit = triage(
-        smoking("8517006", id="now", minutes=-day), smoking("449868002", id="then", minutes=-60 * day)
+        smoking("8517006", id="now", minutes=-day),
+        smoking("449868002", id="then", minutes=-60 * day),
     )
     assert extract_both(recent_quit).features.risk_factors.smoking.present
     long_quit = triage(
-        smoking("8517006", id="now", minutes=-day), smoking("449868002", id="then", minutes=-200 * day)
+        smoking("8517006", id="now", minutes=-day),
+        smoking("449868002", id="then", minutes=-200 * day),
     )
     assert not extract_both(long_quit).features.risk_factors.smoking.present
 
 
-def family(relation: str, onset: float, *, code: str = "53741008") -> dict[str, object]:
+def family(relation: str, onset: float, *, code: str = "53741008") -> Resource:
     return {
         "resourceType": "FamilyMemberHistory",
         "id": "fh",
@@ -529,7 +537,7 @@ def test_family_history_of_premature_coronary_disease() -> None:
     assert not extract_both(cousin).features.risk_factors.family_history.present
 
 
-# --- audit attributes ------------------------------------------------------------------------------
+# --- audit attributes ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -588,9 +596,6 @@ def test_facility_and_pseudonyms() -> None:
 def test_partial_and_zoneless_times_are_accepted() -> None:
     obs = observation("8867-4", 88, "/min", id="hr")
     obs["effectiveDateTime"] = "2025-03-01T09:55"  # no seconds, no zone: read as UTC
-    from fhir_adapters import extract
-    from fhir_builder import CONFIG
-
     hr = extract(triage(obs), CONFIG, request_time=REQUEST_TIME).features.heart_rate
     assert hr.effective == T0 - timedelta(minutes=5)
     assert hr.value == 88.0

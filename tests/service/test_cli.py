@@ -116,12 +116,14 @@ def test_serve_prints_ports_first_and_env_vars_work(
     server = start_cli_server()
     assert server.stdout_lines[0].startswith("grpc_port=")
     assert server.stdout_lines[1].startswith("metrics_port=")
-    assert server.grpc_port > 0 and server.metrics_port > 0
+    assert server.grpc_port > 0
+    assert server.metrics_port > 0
     server.wait_serving()
     assert server.terminate() == 0
     logged = [json.loads(line) for line in server.stderr_lines if line.startswith("{")]
     serving = [line for line in logged if line["msg"] == "serving"]
-    assert serving and serving[0]["execution_provider"].endswith("ExecutionProvider")
+    assert serving
+    assert serving[0]["execution_provider"].endswith("ExecutionProvider")
 
 
 def test_serve_reads_ports_from_the_environment(tmp_path: Path, model_registry: Path) -> None:
@@ -146,7 +148,10 @@ def test_serve_reads_ports_from_the_environment(tmp_path: Path, model_registry: 
         assert (tmp_path / "env-data" / "audit.sqlite").exists()
     finally:
         proc.terminate()
-        assert proc.wait(timeout=30) == 0
+        code = proc.wait(timeout=30)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert code == 0
 
 
 def test_demo_sends_the_stories_through_a_running_server(

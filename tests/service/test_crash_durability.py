@@ -35,15 +35,18 @@ def test_sigkill_mid_stream_loses_no_acknowledged_decision(
             )
             i += 1
 
+    def consume(stream: Iterator[triage_pb2.AssessResult]) -> None:
+        for result in stream:
+            assert result.WhichOneof("result") == "assessment", result.error
+            received.append((result.request_id, result.assessment.audit_id))
+            if len(received) == KILL_AFTER:
+                server.proc.send_signal(signal.SIGKILL)
+                killed.set()
+
     with grpc.insecure_channel(server.target) as channel:
         stream = triage_pb2_grpc.TriageServiceStub(channel).AssessStream(requests(), timeout=60)
         with pytest.raises(grpc.RpcError) as err:
-            for result in stream:
-                assert result.WhichOneof("result") == "assessment", result.error
-                received.append((result.request_id, result.assessment.audit_id))
-                if len(received) == KILL_AFTER:
-                    server.proc.send_signal(signal.SIGKILL)
-                    killed.set()
+            consume(stream)
     assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
     assert server.terminate(timeout=10) == -signal.SIGKILL
     assert len(received) >= KILL_AFTER

@@ -57,3 +57,37 @@ def test_bearer_matches() -> None:
     assert not bearer_matches([("authorization", "Bearer abd")], "abc")
     assert not bearer_matches([("authorization", "bearer abc")], "abc")
     assert not bearer_matches([], "abc")
+
+
+def test_reload_and_failed_loads_keep_the_model_serving(serve: Callable[..., Any]) -> None:
+    served = serve(admin_token=TOKEN)
+    auth = [("authorization", f"Bearer {TOKEN}")]
+    before = served.engine.model_ref
+    status = served.admin.ReloadModel(triage_pb2.ReloadModelRequest(), metadata=auth, timeout=30)
+    assert status.ready
+    assert status.active.version == before.version
+    with pytest.raises(grpc.RpcError) as err:
+        served.admin.ReloadModel(
+            triage_pb2.ReloadModelRequest(version="v999"), metadata=auth, timeout=30
+        )
+    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert dict(err.value.trailing_metadata())["triage-error-reason"] == "version_not_found"
+    with pytest.raises(grpc.RpcError) as err:
+        served.admin.Rollback(triage_pb2.RollbackRequest(), metadata=auth, timeout=30)
+    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert served.engine.ready
+    assert served.engine.model_ref == before
+
+
+def test_shadow_calls_are_unimplemented_after_authentication(serve: Callable[..., Any]) -> None:
+    served = serve(admin_token=TOKEN)
+    with pytest.raises(grpc.RpcError) as err:
+        served.admin.SetShadowModel(triage_pb2.SetShadowModelRequest(version="v1"), timeout=5)
+    assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as err:
+        served.admin.ActivateShadow(
+            triage_pb2.ActivateShadowRequest(),
+            metadata=[("authorization", f"Bearer {TOKEN}")],
+            timeout=5,
+        )
+    assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED

@@ -125,7 +125,7 @@ def test_fail_closed_audit_store_is_unavailable(
         served.stub, triage_pb2.AssessRequest(fhir_bundle=example_bundles[1], request_id="x-1")
     )
     assert err.code() is grpc.StatusCode.UNAVAILABLE
-    assert _error_info(err).reason == "audit_store_unavailable"
+    assert _error_info(err).reason == "store_file_replaced"
 
 
 def test_errors_are_counted(serve: Callable[..., Any]) -> None:

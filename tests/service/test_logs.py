@@ -36,6 +36,7 @@ def test_json_lines_without_exception_text() -> None:
     assert lines[0]["msg"] == "failed Assess"
     assert lines[0]["code"] == "INTERNAL"
     assert lines[0]["exc_type"] == "ValueError"
-    assert lines[0]["stack"] and "test_logs.py" in lines[0]["stack"][0]
+    assert lines[0]["stack"]
+    assert "test_logs.py" in lines[0]["stack"][0]
     assert "CANARY" not in stream.getvalue()
     assert lines[1] == {**lines[1], "level": "INFO", "msg": "plain 3"}

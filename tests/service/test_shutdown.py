@@ -52,19 +52,21 @@ def test_sigterm_drains_in_flight_calls_and_exits_zero(
 
     # New calls are refused (on a new connection: the old one may be mid-GOAWAY).
     deadline = time.monotonic() + 10
+    refused: grpc.StatusCode | None = None
     with grpc.insecure_channel(server.target) as fresh:
         stub = triage_pb2_grpc.TriageServiceStub(fresh)
-        while True:
+        while refused is None:
             try:
                 stub.Assess(
                     triage_pb2.AssessRequest(fhir_bundle=example_bundles[1], request_id="new-1"),
                     timeout=2,
                 )
             except grpc.RpcError as err:
-                assert err.code() is grpc.StatusCode.UNAVAILABLE
-                break
-            assert time.monotonic() < deadline, "new calls still accepted after SIGTERM"
-            time.sleep(0.05)
+                refused = err.code()
+            else:
+                assert time.monotonic() < deadline, "new calls still accepted after SIGTERM"
+                time.sleep(0.05)
+    assert refused is grpc.StatusCode.UNAVAILABLE
 
     # The call in flight is still served within the grace period.
     outbox.put(triage_pb2.AssessRequest(fhir_bundle=example_bundles[2], request_id="drain-2"))

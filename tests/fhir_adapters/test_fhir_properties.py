@@ -1,0 +1,115 @@
+"""Arbitrary and mutated bundles only ever give an Extraction or a FhirAdapterError."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+from fhir_builder import (
+    CONFIG,
+    REQUEST_TIME,
+    blood_pressure,
+    condition,
+    encounter,
+    observation,
+    patient,
+    triage,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fhir_adapters import Extraction, FhirAdapterError, extract
+
+SEED = orjson.loads(
+    triage(
+        blood_pressure(150, 90, id="bp"),
+        observation("89579-7", 30, "ng/L", id="tn", minutes=-5,
+                    referenceRange=[{"high": {"value": 20, "code": "ng/L"}}]),
+        observation("72166-2", id="smk",
+                    valueCodeableConcept={"coding": [{"system": "http://snomed.info/sct",
+                                                      "code": "8517006"}]}),
+        condition("http://snomed.info/sct", "38341003", id="htn"),
+        encounter(id="e0", status="finished", start="2024-01-01"),
+        race=["2054-5"],
+    )
+)  # fmt: skip
+
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(["2025-03-01", "2025", "2025-13", "Patient/p1", "final", "mm[Hg]", "urn:x"]),
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found.extend(_paths(value, (*prefix, key)))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found.extend(_paths(value, (*prefix, index)))
+    return found
+
+
+ALL_PATHS = _paths(SEED)[1:]
+
+
+def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
+    for part in path[:-1]:
+        doc = doc[part]
+    if isinstance(doc, dict) != isinstance(path[-1], str):
+        raise TypeError("the parent changed kind under an earlier mutation")
+    doc[path[-1]] = value
+
+
+def run(data: bytes) -> None:
+    try:
+        result = extract(data, CONFIG, request_time=REQUEST_TIME)
+    except FhirAdapterError:
+        return
+    assert isinstance(result, Extraction)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    mutations=st.lists(st.tuples(st.sampled_from(ALL_PATHS), json_value), min_size=1, max_size=4)
+)
+def test_mutated_bundles(mutations: list[tuple[tuple[Any, ...], Any]]) -> None:
+    doc = copy.deepcopy(SEED)
+    for path, value in mutations:
+        try:
+            _set(doc, path, value)
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier mutation removed the parent
+    run(orjson.dumps(doc))
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_value)
+def test_arbitrary_json(value: Any) -> None:
+    run(orjson.dumps(value))
+    run(orjson.dumps({"resourceType": "Bundle", "entry": value}))
+    run(
+        orjson.dumps(
+            {"resourceType": "Bundle", "entry": [{"resource": value}, {"resource": patient()}]}
+        )
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200), cut=st.integers(min_value=0, max_value=2000))
+def test_arbitrary_and_truncated_bytes(data: bytes, cut: int) -> None:
+    run(data)
+    run(orjson.dumps(SEED)[:cut])

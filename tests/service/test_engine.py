@@ -1,0 +1,248 @@
+"""The engine end to end: real bundles, the real ONNX model, a real SQLite store."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fhir_adapters.errors import BundleRejected
+from models.registry import RegisteredModel
+from service.assessment import RiskBand
+from service.engine import Engine
+from service.errors import (
+    AuditStoreUnavailable,
+    DeadlineExceeded,
+    IdempotencyConflict,
+    InvalidRequest,
+    ModelNotReady,
+    UnknownReference,
+)
+from service.metrics import Metrics
+from service.settings import Settings
+
+Factory = Callable[..., Engine]
+
+
+def _sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def _assessment_rows(engine: Engine) -> int:
+    with sqlite3.connect(engine._settings.audit_db_path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM assessments").fetchone()[0])
+
+
+def test_assess_returns_a_recorded_assessment(
+    engine_factory: Factory, example_bundles: list[bytes], registered_model: RegisteredModel
+) -> None:
+    engine = engine_factory()
+    a = engine.assess(example_bundles[0], request_id="r1")
+    assert a.request_id == "r1"
+    assert 0.0 <= a.mace_probability <= 1.0
+    assert a.model.sha256 == registered_model.sha256
+    assert a.model.execution_provider.endswith("ExecutionProvider")
+    assert 1 <= a.recommendation.esi_level <= 5
+    assert a.heart.total == sum(
+        (a.heart.history, a.heart.ecg, a.heart.age, a.heart.risk_factors, a.heart.troponin)
+    )
+    assert a.contributions
+    assert all(c.status in {"present", "missing", "stale", "implausible"} for c in a.contributions)
+    assert a.fairness_audit is not None
+    assert a.fairness_audit.counterfactual is not None
+    assert a.fairness_audit.counterfactual.race_ethnicity_invariant
+    assert len(a.fairness_audit.counterfactual.variants) == 20
+    assert _assessment_rows(engine) == 1
+
+
+def test_every_bundle_race_ethnicity_never_changes_the_recommendation(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    engine = engine_factory()
+    for i, bundle in enumerate(example_bundles[:30]):
+        audit = engine.assess(bundle, request_id=f"cf-{i}").fairness_audit
+        assert audit is not None
+        assert audit.counterfactual is not None
+        assert audit.counterfactual.race_ethnicity_invariant
+
+
+def test_repeated_request_id_replays_the_same_assessment_and_records_once(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    engine = engine_factory()
+    first = engine.assess(example_bundles[1], request_id="same")
+    again = engine.assess(example_bundles[1], request_id="same")
+    assert again == first
+    assert _assessment_rows(engine) == 1
+    with pytest.raises(IdempotencyConflict):
+        engine.assess(example_bundles[2], request_id="same")
+
+
+def test_missing_request_id_is_invalid(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    with pytest.raises(InvalidRequest) as err:
+        engine_factory().assess(example_bundles[0], request_id="")
+    assert err.value.reason == "missing_request_id"
+
+
+def test_bad_bundle_errors_pass_through_and_record_nothing(engine_factory: Factory) -> None:
+    engine = engine_factory()
+    with pytest.raises(BundleRejected):
+        engine.assess(b"not json", request_id="bad")
+    assert _assessment_rows(engine) == 0
+
+
+def test_expired_deadline_is_refused_before_anything_is_recorded(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    engine = engine_factory()
+    with pytest.raises(DeadlineExceeded):
+        engine.assess(example_bundles[0], request_id="late", deadline=time.monotonic() - 1)
+    assert _assessment_rows(engine) == 0
+    assert engine.assess(example_bundles[0], request_id="late").request_id == "late"
+
+
+def test_unwritable_store_fails_closed_and_takes_the_decision_back(
+    make_settings: Callable[..., Settings], example_bundles: list[bytes]
+) -> None:
+    settings = make_settings()
+    metrics = Metrics()
+    engine = Engine.create(settings, metrics)
+    try:
+        engine.assess(example_bundles[0], request_id="ok")
+        before = sum(v.size for v in engine._monitor.views())
+        shutil.move(settings.data_dir, settings.data_dir.with_name("moved"))
+        settings.data_dir.mkdir()
+        with pytest.raises(AuditStoreUnavailable):
+            engine.assess(example_bundles[1], request_id="lost")
+        assert sum(v.size for v in engine._monitor.views()) == before
+        assert _sample(metrics, "triage_audit_store_failures_total") == 1.0
+    finally:
+        engine.close()
+
+
+def test_outcome_by_audit_id_and_by_encounter_reference(
+    engine_factory: Factory, example_bundles: list[bytes], example_cases: list[Any]
+) -> None:
+    engine = engine_factory()
+    a = engine.assess(example_bundles[3], request_id="o1")
+    ack = engine.report_outcome(
+        audit_id=a.audit_id, encounter_reference=None, mace=True, occurred_at=None
+    )
+    assert (ack.audit_id, ack.duplicate) == (a.audit_id, False)
+    assert engine.report_outcome(
+        audit_id=a.audit_id, encounter_reference=None, mace=True, occurred_at=None
+    ).duplicate
+    with pytest.raises(IdempotencyConflict):
+        engine.report_outcome(
+            audit_id=a.audit_id, encounter_reference=None, mace=False, occurred_at=None
+        )
+    b = engine.assess(example_bundles[4], request_id="o2")
+    encounter = example_cases[4].encounter_id
+    for reference in (encounter, f"Encounter/{encounter}"):
+        ack = engine.report_outcome(
+            audit_id=None, encounter_reference=reference, mace=False, occurred_at=None
+        )
+        assert ack.audit_ids == (b.audit_id,)
+    with pytest.raises(UnknownReference):
+        engine.report_outcome(
+            audit_id="nope", encounter_reference=None, mace=True, occurred_at=None
+        )
+    with pytest.raises(UnknownReference):
+        engine.report_outcome(
+            audit_id=None, encounter_reference="Encounter/none", mace=True, occurred_at=None
+        )
+    with pytest.raises(InvalidRequest):
+        engine.report_outcome(audit_id=None, encounter_reference=None, mace=True, occurred_at=None)
+
+
+def test_restart_restores_fairness_windows_and_replays_old_requests(
+    make_settings: Callable[..., Settings], example_bundles: list[bytes]
+) -> None:
+    settings = make_settings()
+    first = Engine.create(settings, Metrics())
+    answers = [first.assess(b, request_id=f"s{i}") for i, b in enumerate(example_bundles[:12])]
+    first.report_outcome(
+        audit_id=answers[0].audit_id, encounter_reference=None, mace=True, occurred_at=None
+    )
+    windows = {v.facility: v.size for v in first._monitor.views()}
+    first.close()
+
+    second = Engine.create(settings, Metrics())
+    try:
+        assert {v.facility: v.size for v in second._monitor.views()} == windows
+        assert second.assess(example_bundles[5], request_id="s5") == answers[5]
+    finally:
+        second.close()
+
+
+def test_metrics_count_assessments_by_band_and_group(
+    make_settings: Callable[..., Settings], example_bundles: list[bytes]
+) -> None:
+    metrics = Metrics()
+    engine = Engine.create(make_settings(), metrics)
+    try:
+        answers = [engine.assess(b, request_id=f"m{i}") for i, b in enumerate(example_bundles[:10])]
+        total = sum(
+            _sample(metrics, "triage_assessments_total", facility=f, band=b.value, escalated=e)
+            for f in ("other", "unknown")
+            for b in RiskBand
+            for e in ("true", "false")
+        )
+        assert total == 10
+        escalated = sum(a.recommendation.escalated for a in answers)
+        by_sex = sum(
+            _sample(
+                metrics,
+                "triage_assessments_by_group_total",
+                facility=f,
+                attribute="sex",
+                group=g,
+                stratum=s,
+                escalated="true",
+            )
+            for f in ("other", "unknown")
+            for g in ("female", "male", "unknown")
+            for s in ("low", "moderate", "high")
+        )
+        assert by_sex == escalated
+        assert _sample(metrics, "triage_stage_latency_seconds_count", stage="total") == 10
+        assert _sample(metrics, "triage_model_loaded") == 1.0
+    finally:
+        engine.close()
+    assert _sample(metrics, "triage_model_loaded") == 0.0
+
+
+def test_swap_model_replaces_the_served_model_as_one_value(
+    engine_factory: Factory, registered_model: RegisteredModel
+) -> None:
+    engine = engine_factory()
+    before = engine._model
+    ref = engine.swap_model(registered_model)
+    assert engine._model is not before
+    assert engine.model_ref == ref
+    assert engine._model is not None
+    assert engine._model.ref.sha256 == engine._model.registered.sha256
+
+
+def test_engine_without_a_model_is_not_ready(
+    make_settings: Callable[..., Settings], tmp_path: Any, example_bundles: list[bytes]
+) -> None:
+    settings = make_settings(model_registry=tmp_path / "empty")
+    metrics = Metrics()
+    with pytest.raises(ModelNotReady):
+        Engine.create(settings, metrics)
+    assert _sample(metrics, "triage_model_load_failures_total", reason="no_active_version") == 1
+    engine = Engine.create(settings, Metrics(), require_model=False)
+    try:
+        assert not engine.ready
+        with pytest.raises(ModelNotReady):
+            engine.assess(example_bundles[0], request_id="x")
+    finally:
+        engine.close()

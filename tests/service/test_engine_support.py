@@ -1,0 +1,64 @@
+"""The engine's small parts: pseudonym key, bounded labels."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from fhir_adapters.features import AgeBand, AuditAttributes, ClinicalSex, Ethnicity, Race
+from service.keys import KEY_BYTES, PseudonymKeyError, load_or_create_key_file, load_pseudonym_key
+from service.labels import facility_label, group_labels
+from service.settings import Settings
+
+
+def test_key_file_is_created_once_with_mode_0600_and_reused(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "pseudonym.key"
+    key = load_or_create_key_file(path)
+    assert len(key) == KEY_BYTES
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_key_file(path) == key
+
+
+def test_configured_key_wins_over_the_file(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(pseudonym_key=SecretStr("configured-secret"))
+    assert load_pseudonym_key(settings) == b"configured-secret"
+    assert not (settings.data_dir / "pseudonym.key").exists()
+
+
+def test_truncated_key_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "pseudonym.key"
+    path.write_bytes(b"short")
+    with pytest.raises(PseudonymKeyError):
+        load_or_create_key_file(path)
+
+
+def test_facility_label_is_bounded_by_the_allow_list() -> None:
+    allow = ("Organization/a",)
+    assert facility_label("Organization/a", allow) == "Organization/a"
+    assert facility_label("Organization/zzz", allow) == "other"
+    assert facility_label(None, allow) == "unknown"
+
+
+def test_group_labels_come_from_the_audit_enums() -> None:
+    audit = AuditAttributes(
+        race=Race.ASIAN,
+        ethnicity=Ethnicity.HISPANIC_OR_LATINO,
+        sex=ClinicalSex.MALE,
+        age_band=AgeBand.AGE_90_PLUS,
+        facility="Organization/x",
+        patient_pseudonym="p",
+        encounter_pseudonym=None,
+    )
+    labels = group_labels(audit, ())
+    assert labels.by_attribute() == (
+        ("race", "asian"),
+        ("ethnicity", "hispanic_or_latino"),
+        ("sex", "male"),
+        ("race_sex", "asian/male"),
+        ("age_band", "90+"),
+    )
+    assert labels.facility == "other"

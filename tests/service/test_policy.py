@@ -1,0 +1,211 @@
+"""Every rule of the recommendation policy (service/policy.py, docs/engine.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+from clinical_features import calm_features, finding, present, stale, troponin
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fhir_adapters.features import ClinicalFeatures, Ecg, EcgCategory, Troponin
+from service import policy
+from service.assessment import HeartBasis, RiskBand
+from service.policy import BandThresholds, recommend
+
+THRESHOLDS = BandThresholds(low_upper=0.05, high_lower=0.20)
+LOW_P, MODERATE_P, HIGH_P = 0.01, 0.10, 0.40
+SYMPTOMS = (
+    "chest_pain",
+    "shoulder_pain",
+    "arm_pain",
+    "jaw_pain",
+    "dyspnea",
+    "diaphoresis",
+    "nausea",
+    "epigastric_pain",
+)
+Make = Callable[..., ClinicalFeatures]
+
+
+def heart(total: int = 2) -> HeartBasis:
+    band = RiskBand.LOW if total <= 3 else RiskBand.MODERATE if total <= 6 else RiskBand.HIGH
+    return HeartBasis(total, min(total, 2), 0, 0, 0, 0, band)
+
+
+def decide(
+    f: ClinicalFeatures, p: float, total: int = 2, max_esi: int = 2
+) -> policy.Recommendation:
+    return recommend(f, p, THRESHOLDS, heart(total), max_esi)
+
+
+def test_band_follows_the_manifest_thresholds() -> None:
+    assert THRESHOLDS.band(0.0499) is RiskBand.LOW
+    assert THRESHOLDS.band(0.05) is RiskBand.MODERATE
+    assert THRESHOLDS.band(0.1999) is RiskBand.MODERATE
+    assert THRESHOLDS.band(0.20) is RiskBand.HIGH
+
+
+def test_thresholds_out_of_order_are_refused() -> None:
+    with pytest.raises(ValueError, match="thresholds"):
+        BandThresholds(0.3, 0.2)
+
+
+def test_low_risk_without_acs_is_esi_4_with_routine_reassessment() -> None:
+    rec = decide(calm_features(), LOW_P)
+    assert (rec.band, rec.esi_level, rec.escalated) == (RiskBand.LOW, 4, False)
+    assert rec.actions == (policy.ROUTINE_REASSESSMENT,)
+
+
+@pytest.mark.parametrize("symptom", SYMPTOMS)
+def test_any_acs_symptom_gets_an_ecg_in_10_minutes_and_never_esi_4(
+    make_features: Make, symptom: str
+) -> None:
+    rec = decide(make_features(symptoms={symptom: True}), LOW_P)
+    assert rec.actions[0] == policy.ECG_WITHIN_10_MIN
+    assert rec.esi_level == 3
+
+
+def test_troponin_above_url_alone_is_possible_acs_at_esi_2(make_features: Make) -> None:
+    rec = decide(make_features(troponin=troponin(1.5)), LOW_P)
+    assert policy.ECG_WITHIN_10_MIN in rec.actions
+    assert policy.CARDIOLOGY_REVIEW in rec.actions
+    assert rec.esi_level == 2
+    assert rec.escalated
+
+
+def test_troponin_at_url_is_not_above_it(make_features: Make) -> None:
+    rec = decide(make_features(troponin=troponin(1.0)), LOW_P)
+    assert policy.ECG_WITHIN_10_MIN not in rec.actions
+    assert rec.esi_level == 4
+
+
+def test_st_deviation_alone_is_possible_acs_at_esi_2(make_features: Make) -> None:
+    rec = decide(make_features(ecg=Ecg(EcgCategory.ST_DEVIATION, "Observation/ecg")), LOW_P)
+    assert rec.actions[0] == policy.ECG_WITHIN_10_MIN
+    assert rec.esi_level == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("heart_rate", 101.0), ("respiratory_rate", 21.0), ("spo2", 91.0)],
+)
+def test_danger_zone_vitals_push_to_esi_2_regardless_of_score(
+    make_features: Make, field: str, value: float
+) -> None:
+    rec = decide(make_features(**{field: present(value)}), LOW_P)
+    assert rec.band is RiskBand.LOW
+    assert rec.esi_level == 2
+    assert rec.escalated
+    assert policy.IMMEDIATE_PHYSICIAN in rec.actions
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("heart_rate", 100.0), ("respiratory_rate", 20.0), ("spo2", 92.0)],
+)
+def test_danger_zone_boundaries_are_strict(make_features: Make, field: str, value: float) -> None:
+    assert decide(make_features(**{field: present(value)}), LOW_P).esi_level == 4
+
+
+def test_stale_vitals_neither_trigger_nor_clear_a_rule(make_features: Make) -> None:
+    rec = decide(make_features(heart_rate=stale(), spo2=stale()), LOW_P)
+    assert rec.esi_level == 4
+
+
+def test_hypotension_with_possible_acs_is_esi_1(make_features: Make) -> None:
+    f = make_features(systolic_bp=present(85), symptoms={"chest_pain": True})
+    rec = decide(f, LOW_P)
+    assert rec.esi_level == 1
+    assert rec.actions[:2] == (policy.RESUSCITATION, policy.ECG_WITHIN_10_MIN)
+
+
+def test_hypotension_without_acs_is_esi_2(make_features: Make) -> None:
+    rec = decide(make_features(systolic_bp=present(85)), LOW_P)
+    assert rec.esi_level == 2
+    assert policy.RESUSCITATION not in rec.actions
+
+
+def test_high_band_gets_esi_2_serial_troponin_and_cardiology(make_features: Make) -> None:
+    rec = decide(make_features(symptoms={"chest_pain": True}), HIGH_P)
+    assert (rec.band, rec.esi_level, rec.escalated) == (RiskBand.HIGH, 2, True)
+    for action in (policy.ECG_WITHIN_10_MIN, policy.SERIAL_TROPONIN, policy.CARDIOLOGY_REVIEW):
+        assert action in rec.actions
+
+
+def test_high_band_is_escalated_even_without_acs() -> None:
+    rec = decide(calm_features(), HIGH_P, max_esi=1)
+    assert rec.escalated
+    assert rec.esi_level == 2
+
+
+def test_moderate_band_is_esi_2_with_acs_and_3_without(make_features: Make) -> None:
+    with_acs = decide(make_features(symptoms={"dyspnea": True}), MODERATE_P)
+    without = decide(calm_features(), MODERATE_P)
+    assert (with_acs.esi_level, without.esi_level) == (2, 3)
+    assert policy.SERIAL_TROPONIN in with_acs.actions
+    assert policy.SERIAL_TROPONIN in without.actions
+    assert not without.escalated
+
+
+def test_low_band_heart_pathway_needs_negative_troponin_and_heart_at_most_3(
+    make_features: Make,
+) -> None:
+    f = make_features(symptoms={"chest_pain": True}, troponin=troponin(0.3))
+    assert policy.HEART_PATHWAY_DISCHARGE in decide(f, LOW_P, total=3).actions
+    assert policy.HEART_PATHWAY_DISCHARGE not in decide(f, LOW_P, total=4).actions
+    assert policy.SERIAL_TROPONIN in decide(f, LOW_P, total=4).actions
+    missing = replace(f, troponin=Troponin.missing())
+    assert decide(missing, LOW_P, total=2).actions == (
+        policy.ECG_WITHIN_10_MIN,
+        policy.SERIAL_TROPONIN,
+    )
+
+
+def test_heart_pathway_is_not_offered_with_danger_zone_vitals(make_features: Make) -> None:
+    f = make_features(
+        symptoms={"chest_pain": True}, troponin=troponin(0.3), heart_rate=present(120)
+    )
+    rec = decide(f, LOW_P, total=1)
+    assert policy.HEART_PATHWAY_DISCHARGE not in rec.actions
+    assert rec.esi_level == 2
+
+
+def test_escalation_threshold_comes_from_settings(make_features: Make) -> None:
+    f = make_features(symptoms={"nausea": True})
+    assert not decide(f, LOW_P, max_esi=2).escalated
+    assert decide(f, LOW_P, max_esi=3).escalated
+
+
+def test_rationale_names_rules_without_values(make_features: Make) -> None:
+    rec = decide(make_features(heart_rate=present(137.0)), LOW_P)
+    text = " ".join(rec.rationale)
+    assert "heart rate above 100 /min" in text
+    assert "137" not in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    p=st.floats(0.0, 1.0),
+    symptom=st.sampled_from(SYMPTOMS),
+    hr=st.floats(30, 200),
+    sbp=st.floats(60, 200),
+    spo2=st.floats(70, 100),
+    total=st.integers(0, 10),
+)
+def test_possible_acs_never_gets_esi_4_or_5_and_always_gets_an_ecg(
+    p: float, symptom: str, hr: float, sbp: float, spo2: float, total: int
+) -> None:
+    f = replace(
+        calm_features(),
+        heart_rate=present(hr),
+        systolic_bp=present(sbp),
+        spo2=present(spo2),
+        symptoms=replace(calm_features().symptoms, **{symptom: finding()}),
+    )
+    rec = recommend(f, p, THRESHOLDS, heart(total), 2)
+    assert 1 <= rec.esi_level <= 3
+    assert policy.ECG_WITHIN_10_MIN in rec.actions
+    assert rec.escalated == (rec.band is RiskBand.HIGH or rec.esi_level <= 2)
