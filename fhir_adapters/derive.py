@@ -50,7 +50,7 @@ class DemographicOverride:
     sex: ClinicalSex
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Base:
     """Everything derived that depends neither on sex nor on race / ethnicity."""
 

@@ -6,6 +6,10 @@ an ``Extraction``. Proving the two readers give the same facts on every bundle p
 fast path reads FHIR the way the R4B models do.
 
 Race and ethnicity live only in ``Demographics``, which the clinical rules never receive.
+
+These classes are built per request on the hot path and are not ``frozen``: a frozen
+dataclass's ``__init__`` costs about four times as much. Nothing mutates them after the
+reader returns.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from fhir_adapters.features import ExtractionWarning
 MALFORMED_REFERENCE = ""  # a reference element that is present but unusable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Quantity:
     value: float | None  # None when absent or not a number
     code: str | None
@@ -28,7 +32,7 @@ class Quantity:
     comparator: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Component:
     index: int
     codes: tuple[Coding, ...]
@@ -36,14 +40,14 @@ class Component:
     absent: bool  # dataAbsentReason given
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReferenceRange:
     index: int
     high: Quantity | None
     applies_to: tuple[Coding, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Header:
     """What every clinical resource has. ``subject`` is the reference string, ``None`` when
     absent, ``MALFORMED_REFERENCE`` when unusable. ``time`` is the clinically relevant time
@@ -60,7 +64,7 @@ class Header:
         return f"$.entry[{self.entry}].resource"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ObservationFact:
     header: Header
     codes: tuple[Coding, ...]
@@ -73,7 +77,7 @@ class ObservationFact:
     encounter: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConditionFact:
     header: Header  # time: recordedDate, else onset
     codes: tuple[Coding, ...]
@@ -83,20 +87,20 @@ class ConditionFact:
     encounter: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProcedureFact:
     header: Header  # time: performedDateTime / performedPeriod.start
     codes: tuple[Coding, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReportFact:
     header: Header  # time: effectiveDateTime / effectivePeriod.start
     codes: tuple[Coding, ...]
     conclusion_codes: tuple[Coding, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FamilyCondition:
     index: int
     codes: tuple[Coding, ...]
@@ -104,14 +108,14 @@ class FamilyCondition:
     onset_range_high: Quantity | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FamilyHistoryFact:
     header: Header  # subject: FamilyMemberHistory.patient; time: date
     relationship: tuple[Coding, ...]
     conditions: tuple[FamilyCondition, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EncounterFact:
     entry: int
     ref: str
@@ -125,7 +129,7 @@ class EncounterFact:
     location: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PatientFact:
     """Clinical demographics. Race and ethnicity are deliberately not here."""
 
@@ -139,7 +143,7 @@ class PatientFact:
     individual_sex: tuple[Coding, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Demographics:
     """Audit-only attributes, read from the Patient; never given to the clinical rules."""
 
@@ -147,7 +151,7 @@ class Demographics:
     ethnicity_codes: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BundleFacts:
     patient: PatientFact
     demographics: Demographics
@@ -181,14 +185,19 @@ _FINDING_SNOMED = codes.ECG_FINDINGS | frozenset().union(
 )
 
 
+_RELEVANT_CODINGS = frozenset(
+    {(codes.LOINC, code) for code in _FEATURE_LOINC}
+    | {(codes.SNOMED, code) for code in _FINDING_SNOMED}
+)
+_ECG_VALUE_CODINGS = frozenset((codes.SNOMED, code) for code in codes.ECG_FINDINGS)
+
+
 def observation_is_relevant(obs_codes: tuple[Coding, ...], value_codes: tuple[Coding, ...]) -> bool:
-    for system, code in obs_codes:
-        if system == codes.LOINC and code in _FEATURE_LOINC:
+    for coding in obs_codes:
+        if coding in _RELEVANT_CODINGS:
             return True
-        if system == codes.SNOMED and code in _FINDING_SNOMED:
-            return True
-    for system, code in value_codes:
-        if system == codes.SNOMED and code in codes.ECG_FINDINGS:
+    for coding in value_codes:
+        if coding in _ECG_VALUE_CODINGS:
             return True
     return any(
         system in codes.ICD10_SYSTEMS

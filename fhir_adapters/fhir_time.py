@@ -14,8 +14,29 @@ _YEAR = re.compile(r"\d{4}")
 _YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
+# Parsed strings, shared across requests: whole histories repeat the same timestamps
+# (every Observation of a visit), and datetimes are immutable. Bounded: cleared when full.
+_CACHE: dict[str, datetime | None] = {}
+_CACHE_SIZE = 8192
+
+
 def parse_fhir_datetime(text: object) -> datetime | None:
-    if not isinstance(text, str) or len(text) < 4:
+    if not isinstance(text, str):
+        return None
+    try:
+        return _CACHE[text]
+    except KeyError:
+        pass
+    parsed = _parse(text)
+    if len(text) <= 40:  # keeps the cache small: longer strings are not worth remembering
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        _CACHE[text] = parsed
+    return parsed
+
+
+def _parse(text: str) -> datetime | None:
+    if len(text) < 4:
         return None
     try:
         if len(text) == 4:

@@ -87,58 +87,77 @@ def _str(value: object) -> str | None:
 
 
 def _codings(concept: object) -> tuple[tuple[str, str], ...]:
-    if not isinstance(concept, dict):
+    if type(concept) is not dict:  # orjson builds exact dicts, lists and strs
+        return ()
+    coding_list = concept.get("coding")
+    if type(coding_list) is not list:
         return ()
     out = []
-    for coding in _list(concept.get("coding")):
-        if isinstance(coding, dict):
+    for coding in coding_list:
+        if type(coding) is dict:
             code = coding.get("code")
-            if isinstance(code, str):
+            if type(code) is str:
                 system = coding.get("system")
-                out.append((system if isinstance(system, str) else "", code))
+                out.append((system if type(system) is str else "", code))
     return tuple(out)
 
 
 def _concepts(value: object) -> tuple[tuple[str, str], ...]:
+    if type(value) is not list:
+        return ()
+    if len(value) == 1:
+        return _codings(value[0])
     out: list[tuple[str, str]] = []
-    for concept in _list(value):
+    for concept in value:
         out.extend(_codings(concept))
     return tuple(out)
 
 
 def _coding_pair(coding: object) -> tuple[tuple[str, str], ...]:
-    return _codings({"coding": [coding]})
+    if type(coding) is not dict:
+        return ()
+    code = coding.get("code")
+    if type(code) is not str:
+        return ()
+    system = coding.get("system")
+    return ((system if type(system) is str else "", code),)
 
 
 def _reference(value: object) -> str | None:
     """The reference string; None when absent; MALFORMED_REFERENCE when unusable."""
     if value is None:
         return None
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         return MALFORMED_REFERENCE
     ref = value.get("reference")
-    if isinstance(ref, str) and ref:
+    if type(ref) is str and ref:
         return ref
     return MALFORMED_REFERENCE
 
 
 def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[return-value]
+    if kind is not int:  # bool is not int by type identity
         return None
     try:
-        return float(value)
+        return float(value)  # type: ignore[arg-type]
     except OverflowError:  # an integer beyond float range: certainly implausible
         return math.inf
 
 
 def _quantity(value: object) -> Quantity | None:
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         return None
+    code = value.get("code")
+    system = value.get("system")
+    comparator = value.get("comparator")
     return Quantity(
         _number(value.get("value")),
-        _str(value.get("code")),
-        _str(value.get("system")),
-        _str(value.get("comparator")),
+        code if type(code) is str else None,
+        system if type(system) is str else None,
+        comparator if type(comparator) is str else None,
     )
 
 
@@ -178,35 +197,38 @@ class _Reader:
             "FamilyMemberHistory": self._family_history,
             "Patient": self._patient,
         }
+        warnings = self.warnings
+        full_urls = self.full_urls
+        local_refs = self.local_refs
         for index, entry in enumerate(entries):
-            if not isinstance(entry, dict):
-                self.warnings.append(ExtractionWarning(WarningCode.MALFORMED, f"$.entry[{index}]"))
+            if type(entry) is not dict:
+                warnings.append(ExtractionWarning(WarningCode.MALFORMED, f"$.entry[{index}]"))
                 continue
             full_url = entry.get("fullUrl")
-            if isinstance(full_url, str):
-                if full_url in self.full_urls:
+            if type(full_url) is str:
+                if full_url in full_urls:
                     raise BundleRejected(Reason.DUPLICATE_FULL_URL, f"$.entry[{index}].fullUrl")
-                self.full_urls.add(full_url)
+                full_urls.add(full_url)
+            else:
+                full_url = None
             resource = entry.get("resource")
-            if not isinstance(resource, dict):
+            if type(resource) is not dict:
                 continue  # e.g. a transaction entry with only a request
             resource_type = resource.get("resourceType")
-            if not isinstance(resource_type, str):
-                self.warnings.append(
+            if type(resource_type) is not str:
+                warnings.append(
                     ExtractionWarning(WarningCode.MALFORMED, f"$.entry[{index}].resource")
                 )
                 continue
-            resource_id = _str(resource.get("id"))
-            if resource_id is not None:
-                self.local_refs.add(f"{resource_type}/{resource_id}")
+            resource_id = resource.get("id")
+            if type(resource_id) is str:
+                ref = f"{resource_type}/{resource_id}"
+                local_refs.add(ref)
+            else:
+                ref = full_url if full_url is not None else f"{resource_type}/#{index}"
             handler = handlers.get(resource_type)
             if handler is not None:
-                ref = (
-                    f"{resource_type}/{resource_id}"
-                    if resource_id is not None
-                    else (full_url if isinstance(full_url, str) else f"{resource_type}/#{index}")
-                )
-                handler(index, ref, _str(full_url), resource)
+                handler(index, ref, full_url, resource)
         if self.patient is None:
             raise BundleRejected(Reason.NO_PATIENT, "$.entry")
         return BundleFacts(
@@ -291,49 +313,55 @@ class _Reader:
         if not observation_is_relevant(obs_codes, value_codes):
             return
         components = []
-        for c_index, component in enumerate(_list(res.get("component"))):
-            if isinstance(component, dict):
-                components.append(
-                    Component(
-                        c_index,
-                        _codings(component.get("code")),
-                        _quantity(component.get("valueQuantity")),
-                        component.get("dataAbsentReason") is not None,
+        component_list = res.get("component")
+        if type(component_list) is list:
+            for c_index, component in enumerate(component_list):
+                if type(component) is dict:
+                    components.append(
+                        Component(
+                            c_index,
+                            _codings(component.get("code")),
+                            _quantity(component.get("valueQuantity")),
+                            component.get("dataAbsentReason") is not None,
+                        )
                     )
-                )
         ranges = []
-        for r_index, reference_range in enumerate(_list(res.get("referenceRange"))):
-            if isinstance(reference_range, dict):
-                ranges.append(
-                    ReferenceRange(
-                        r_index,
-                        _quantity(reference_range.get("high")),
-                        _concepts(reference_range.get("appliesTo")),
+        range_list = res.get("referenceRange")
+        if type(range_list) is list:
+            for r_index, reference_range in enumerate(range_list):
+                if type(reference_range) is dict:
+                    ranges.append(
+                        ReferenceRange(
+                            r_index,
+                            _quantity(reference_range.get("high")),
+                            _concepts(reference_range.get("appliesTo")),
+                        )
                     )
-                )
         value_boolean = res.get("valueBoolean")
+        status = res.get("status")
+        time = res.get("effectiveDateTime")
+        if time is None:
+            time = res.get("effectiveInstant")
+            if time is None:
+                time = _period_start(res.get("effectivePeriod"))
         header = Header(
             index,
             ref,
-            _str(res.get("status")),
+            status if type(status) is str else None,
             _reference(res.get("subject")),
-            _time(
-                res.get("effectiveDateTime"),
-                res.get("effectiveInstant"),
-                _period_start(res.get("effectivePeriod")),
-            ),
+            None if time is None else parse_fhir_datetime(time),
         )
         self.observations.append(
             ObservationFact(
-                header=header,
-                codes=obs_codes,
-                quantity=_quantity(res.get("valueQuantity")),
-                value_codes=value_codes,
-                value_boolean=value_boolean if isinstance(value_boolean, bool) else None,
-                absent=res.get("dataAbsentReason") is not None,
-                components=tuple(components),
-                ranges=tuple(ranges),
-                encounter=_reference(res.get("encounter")),
+                header,
+                obs_codes,
+                _quantity(res.get("valueQuantity")),
+                value_codes,
+                value_boolean if type(value_boolean) is bool else None,
+                res.get("dataAbsentReason") is not None,
+                tuple(components),
+                tuple(ranges),
+                _reference(res.get("encounter")),
             )
         )
 
@@ -341,27 +369,28 @@ class _Reader:
     def _condition(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:
         clinical = _codings(res.get("clinicalStatus"))
         verification = _codings(res.get("verificationStatus"))
-        header = Header(
-            index,
-            ref,
-            None,
-            _reference(res.get("subject")),
-            _time(
-                res.get("recordedDate"),
-                res.get("onsetDateTime"),
-                _period_start(res.get("onsetPeriod")),
-            ),
-        )
+        time = res.get("recordedDate")
+        if time is None:
+            time = res.get("onsetDateTime")
+            if time is None:
+                time = _period_start(res.get("onsetPeriod"))
+        abatement = res.get("abatementDateTime")
+        if abatement is None:
+            abatement = _period_start(res.get("abatementPeriod"))
         self.conditions.append(
             ConditionFact(
-                header=header,
-                codes=_codings(res.get("code")),
-                clinical_status=clinical[0][1] if clinical else None,
-                verification_status=verification[0][1] if verification else None,
-                abatement=_time(
-                    res.get("abatementDateTime"), _period_start(res.get("abatementPeriod"))
+                Header(
+                    index,
+                    ref,
+                    None,
+                    _reference(res.get("subject")),
+                    None if time is None else parse_fhir_datetime(time),
                 ),
-                encounter=_reference(res.get("encounter")),
+                _codings(res.get("code")),
+                clinical[0][1] if clinical else None,
+                verification[0][1] if verification else None,
+                None if abatement is None else parse_fhir_datetime(abatement),
+                _reference(res.get("encounter")),
             )
         )
 

@@ -64,7 +64,7 @@ class UnitProblem(Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Converted:
     value: float | None  # None when ``problem`` is set
     problem: UnitProblem | None

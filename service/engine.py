@@ -11,13 +11,17 @@ windows and ``AuditStoreUnavailable`` is raised; nothing unrecorded is ever retu
 
 The served model is ONE immutable ``ServingModel`` (session, manifest, thresholds, ref) held
 by a single attribute. A request reads it once, so ``swap_model`` never makes a request mix
-two versions.
+two versions. Model changes (reload, swap, shadow, activate, rollback, the registry watcher)
+are serialised by one lock; loading happens before the swap, so a failed load leaves the
+current model serving. A shadow candidate scores after the record is committed and never
+changes a response (docs/lifecycle.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -27,6 +31,7 @@ from typing import Any
 from fhir_adapters.features import Extraction
 from fhir_adapters.pseudonym import pseudonym
 from models.errors import RegistryError
+from models.gates import apply_gates
 from models.heart import heart_score
 from models.registry import RegisteredModel, Registry
 from models.schema import vectorize
@@ -47,6 +52,8 @@ from service.errors import (
     IdempotencyConflict,
     InvalidRequest,
     ModelNotReady,
+    ModelRejected,
+    PromotionRefused,
     UnknownReference,
 )
 from service.extraction import extract_timed
@@ -58,6 +65,7 @@ from service.metrics import Metrics
 from service.policy import BandThresholds, recommend
 from service.scoring import Scorer, load_scorer
 from service.settings import Settings
+from service.shadow import PromotionCheck, ShadowCollector, ShadowState, check_promotion, summary
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +121,12 @@ class Engine:
         self._reporter = reporter
         self._variants = variant_grid() if settings.counterfactual else ()
         self._model: ServingModel | None = None
+        self._shadow: ShadowState | None = None
         self._closed = False
+        self._lifecycle = threading.RLock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._watch_skip: str | None = None  # an ACTIVE version that failed to load
 
     # --- construction --------------------------------------------------------------------
     @classmethod
@@ -133,7 +146,7 @@ class Engine:
         engine = cls(settings, metrics, store, key, monitor, reporter)
         try:
             engine._restore_fairness_windows()
-            metrics.register([monitor.collector()])
+            metrics.register([monitor.collector(), ShadowCollector(lambda: engine._shadow)])
             try:
                 engine.reload()
             except ModelNotReady:
@@ -141,6 +154,7 @@ class Engine:
                     raise
                 logger.warning("starting without a model: not ready")
             reporter.start()
+            engine.start_watcher()
         except BaseException:
             engine.close()
             raise
@@ -182,28 +196,210 @@ class Engine:
             raise ModelNotReady()
         return model.ref
 
+    @property
+    def shadow_ref(self) -> ModelRef | None:
+        shadow = self._shadow
+        return None if shadow is None else shadow.model.ref
+
+    def _registry(self) -> Registry:
+        return Registry(self._settings.model_registry)
+
+    def _failed(self, reason: str, version: str | None) -> None:
+        """Count and log a failed load (reason code and version only: no patient data)."""
+        self._metrics.record_model_load_failure(reason)
+        logger.warning(
+            "model load failed; the current model keeps serving",
+            extra={"fields": {"reason": reason, "version": version or "ACTIVE"}},
+        )
+
+    def _registered(self, version: str | None) -> RegisteredModel:
+        """The registry's ``version`` (None: ACTIVE), verified by the registry (manifest,
+        sha256, schema, graph). Raises ModelNotReady (no ACTIVE) or ModelRejected."""
+        try:
+            return self._registry().load(self._settings.model_name, version)
+        except RegistryError as exc:
+            self._failed(exc.reason, version)
+            if version is None and exc.reason == "no_active_version":
+                raise ModelNotReady(exc.reason, "the registry has no active model") from exc
+            raise ModelRejected(exc.reason, "the registry refused the version") from exc
+
+    def _load(self, registered: RegisteredModel) -> ServingModel:
+        """Gates on the manifest metrics, ONNX session, warm-up. Counts and logs a failure."""
+        report = apply_gates(
+            registered.name,
+            registered.version,
+            registered.manifest.metrics,
+            self._settings.promotion_gates,
+        )
+        if not report.passed:
+            self._failed("gates_not_met", registered.version)
+            failed = ", ".join(r.name for r in report.results if not r.passed)
+            raise ModelRejected("gates_not_met", f"failed gates: {failed}")
+        try:
+            return load_serving_model(registered, self._settings)
+        except ModelNotReady as exc:
+            self._failed(exc.reason, registered.version)
+            raise
+
+    def _serve(self, serving: ServingModel) -> ModelRef:
+        self._model = serving  # one reference store: requests see the old model or the new
+        self._metrics.record_model_loaded(serving.ref)
+        logger.info(
+            "serving model",
+            extra={"fields": {"model": serving.ref.name, "version": serving.ref.version}},
+        )
+        return serving.ref
+
     def reload(self) -> ModelRef:
         """Load the registry's ACTIVE version of ``settings.model_name`` and serve it."""
-        registry = Registry(self._settings.model_registry)
-        try:
-            registered = registry.load(self._settings.model_name)
-        except RegistryError as exc:
-            self._metrics.record_model_load_failure(exc.reason)
-            raise ModelNotReady(exc.reason, "the registry has no loadable active model") from exc
-        return self.swap_model(registered)
+        return self.load_version(None)
+
+    def load_version(self, version: str | None) -> ModelRef:
+        """Load ``version`` (None: the registry's ACTIVE), validate and warm it up, then swap.
+        On any failure the current model keeps serving."""
+        with self._lifecycle:
+            return self._serve(self._load(self._registered(version)))
 
     def swap_model(self, registered: RegisteredModel) -> ModelRef:
         """Load and warm up ``registered``, then replace the served model in one assignment.
         On failure the current model stays in service."""
+        with self._lifecycle:
+            return self._serve(self._load(registered))
+
+    def rollback(self) -> ModelRef:
+        """The registry's previous ACTIVE version (``Registry.rollback``), then serve it."""
+        with self._lifecycle:
+            try:
+                version = self._registry().rollback(self._settings.model_name)
+            except RegistryError as exc:
+                raise ModelRejected(exc.reason, "nothing was rolled back") from exc
+            return self.load_version(version)
+
+    # --- shadow ---------------------------------------------------------------------------
+    def set_shadow(self, version: str | None) -> ModelRef | None:
+        """Load ``version`` as the shadow candidate (same checks as a reload); None clears it."""
+        with self._lifecycle:
+            if version is None:
+                self._shadow = None
+                self._metrics.record_shadow_model(None)
+                logger.info("shadow cleared")
+                return None
+            serving = self._load(self._registered(version))
+            self._shadow = ShadowState.create(serving, self._monitor.config)
+            self._metrics.record_shadow_model(serving.ref)
+            logger.info("shadow model set", extra={"fields": {"version": serving.ref.version}})
+            return serving.ref
+
+    def shadow_check(self) -> PromotionCheck:
+        """The fairness comparison ``activate_shadow`` applies, without acting on it."""
+        shadow, model = self._shadow, self._model
+        if shadow is None:
+            raise ModelRejected("no_shadow_model", "set a shadow model first")
+        if model is None:
+            raise ModelNotReady()
+        return check_promotion(
+            version=shadow.model.ref.version,
+            active_metrics=model.registered.manifest.metrics,
+            candidate_metrics=shadow.model.registered.manifest.metrics,
+            active_views=shadow.paired.views(),
+            shadow_views=shadow.monitor.views(),
+            tolerance=self._settings.promotion_fairness_tolerance,
+            min_mace=self._settings.fairness_min_group_count,
+        )
+
+    def activate_shadow(self) -> tuple[ModelRef, PromotionCheck]:
+        """Promote the shadow candidate in the registry (gates, ACTIVE + HISTORY) and serve it.
+        Refused (PromotionRefused, nothing changes) when it is less fair than the active model
+        beyond ``settings.promotion_fairness_tolerance``."""
+        with self._lifecycle:
+            check = self.shadow_check()
+            shadow = self._shadow
+            assert shadow is not None  # shadow_check raised otherwise
+            if not check.passed:
+                self._metrics.record_promotion_refused()
+                logger.warning(
+                    "shadow promotion refused",
+                    extra={"fields": {"version": check.version, "failed": list(check.failed)}},
+                )
+                raise PromotionRefused("shadow_less_fair", check.render(), check)
+            ref = shadow.model.ref
+            try:
+                self._registry().promote(ref.name, ref.version, self._settings.promotion_gates)
+            except RegistryError as exc:
+                self._failed(exc.reason, ref.version)
+                raise ModelRejected(exc.reason, "the registry refused the promotion") from exc
+            self._shadow = None
+            self._metrics.record_shadow_model(None)
+            return self._serve(shadow.model), check
+
+    def _score_shadow(
+        self, shadow: ShadowState, decision: Decision, features: Any, basis: Any, row: Any
+    ) -> None:
+        """Score the committed request with the candidate; never raises."""
         try:
-            serving = load_serving_model(registered, self._settings)
-        except ModelNotReady as exc:
-            self._metrics.record_model_load_failure(exc.reason)
-            raise
-        self._model = serving  # one reference store: requests see the old pair or the new
-        self._metrics.record_model_loaded(serving.ref)
-        logger.info("serving model %s %s", serving.ref.name, serving.ref.version)
-        return serving.ref
+            probability = shadow.model.scorer.probability(row)
+            rec = recommend(
+                features,
+                probability,
+                shadow.model.thresholds,
+                basis,
+                self._settings.escalation_max_esi,
+            )
+            shadow.paired.record(decision)
+            shadow.monitor.record(
+                replace(
+                    decision,
+                    model_band=rec.band.value,
+                    escalated=rec.escalated,
+                    mace_probability=probability,
+                )
+            )
+            disagrees = rec.band.value != decision.model_band
+            shadow.count(disagrees)
+            self._metrics.record_shadow(decision.facility, rec.band.value, rec.escalated, disagrees)
+        except Exception:  # noqa: BLE001 - the shadow never affects the response
+            self._metrics.record_shadow_error()
+            logger.exception("shadow scoring failed")
+
+    # --- registry watcher ---------------------------------------------------------------
+    def start_watcher(self) -> None:
+        """Poll the registry's ACTIVE every ``settings.registry_poll_s`` (0: no watcher)."""
+        if self._settings.registry_poll_s <= 0 or self._watcher is not None:
+            return
+        self._watcher = threading.Thread(target=self._watch, name="registry-watcher", daemon=True)
+        self._watcher.start()
+
+    def check_registry(self) -> ModelRef | None:
+        """Reload when the registry's ACTIVE differs from the served version; returns the new
+        ref, or None when nothing changed. A version that failed is not retried until ACTIVE
+        changes again (its failure was counted and logged once)."""
+        with self._lifecycle:
+            if self._closed:
+                return None
+            try:
+                active = self._registry().active_version(self._settings.model_name)
+            except (OSError, RegistryError):
+                return None
+            model = self._model
+            if active is None or active == self._watch_skip:
+                return None
+            if model is not None and model.ref.version == active:
+                return None
+            try:
+                ref = self.load_version(active)
+            except ModelNotReady:
+                self._watch_skip = active
+                return None
+            self._watch_skip = None
+            logger.info("registry watcher reloaded", extra={"fields": {"version": ref.version}})
+            return ref
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._settings.registry_poll_s):
+            try:
+                self.check_registry()
+            except Exception:  # noqa: BLE001 - keep watching; the next poll tries again
+                logger.exception("registry watcher failed")
 
     # --- assess ------------------------------------------------------------------------------
     def assess(
@@ -311,6 +507,9 @@ class Engine:
 
         self._metrics.record_assessment(labels, rec.band.value, basis.band.value, rec.escalated)
         self._metrics.observe_stage("total", time.perf_counter() - started)
+        shadow = self._shadow
+        if shadow is not None:
+            self._score_shadow(shadow, decision, features, basis, row)
         return assessment
 
     # --- outcomes ------------------------------------------------------------------------------
@@ -341,6 +540,10 @@ class Engine:
         result = self._store.record_outcome(audit_ids, mace, occurred_at, reported_at)
         for row in self._store.decisions(result.newly_recorded):
             self._monitor.record_outcome(row.audit_id, mace)
+            shadow = self._shadow
+            if shadow is not None:
+                shadow.monitor.record_outcome(row.audit_id, mace)
+                shadow.paired.record_outcome(row.audit_id, mace)
             self._metrics.record_outcome(row.labels, mace, row.band)
         return OutcomeAck(
             audit_id=audit_ids[-1],
@@ -353,11 +556,35 @@ class Engine:
 
     # --- fairness report, lifecycle ---------------------------------------------------------
     def fairness_report(self) -> dict[str, Any]:
-        return self._reporter.latest()
+        """The background report, plus the shadow candidate's figures while one is set."""
+        report = dict(self._reporter.latest())
+        report["shadow"] = self.shadow_report()
+        return report
+
+    def shadow_report(self) -> dict[str, Any] | None:
+        shadow = self._shadow
+        if shadow is None:
+            return None
+        scored, disagreements = shadow.counts()
+        min_mace = self._settings.fairness_min_group_count
+        return {
+            "model": shadow.model.ref.name,
+            "version": shadow.model.ref.version,
+            "since": datetime.fromtimestamp(shadow.started_at, UTC).isoformat(),
+            "scored": scored,
+            "disagreements": disagreements,
+            "disagreement_rate": disagreements / scored if scored else None,
+            "shadow": summary(shadow.monitor.views(), min_mace),
+            "active": summary(shadow.paired.views(), min_mace),
+            "promotion_check": self.shadow_check().to_json() if self._model else None,
+        }
 
     def close(self) -> None:
         """Stop the background report, checkpoint and close the store. Idempotent."""
         self._closed = True
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(10)
         self._reporter.stop()
         self._store.close()
         self._metrics.record_model_unloaded()

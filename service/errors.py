@@ -9,6 +9,7 @@ to gRPC status codes in one table::
     ├── DeadlineExceeded         the caller's deadline passed before persist  -> DEADLINE_EXCEEDED
     ├── ModelNotReady            no model loaded / warm-up failed             -> UNAVAILABLE
     │   └── ModelRejected        the model failed a load-time check (schema, warm-up output)
+    │       └── PromotionRefused ActivateShadow: the candidate is less fair      -> FAILED_PRECONDITION
     ├── AuditStoreUnavailable    the record could not be written durably      -> UNAVAILABLE
     ├── AdminDisabled                                                         -> PERMISSION_DENIED
     └── AdminUnauthenticated                                                  -> UNAUTHENTICATED
@@ -57,6 +58,18 @@ class ModelRejected(ModelNotReady):
     probability. Never served."""
 
     default_reason = "model_rejected"
+
+
+class PromotionRefused(ModelRejected):
+    """ActivateShadow refused: the candidate is less fair than the active model beyond the
+    configured tolerance. ``check`` is the comparison (aggregate figures only); ``detail``
+    renders it."""
+
+    default_reason = "shadow_less_fair"
+
+    def __init__(self, reason: str | None, detail: str, check: object) -> None:
+        super().__init__(reason, detail)
+        self.check = check
 
 
 class AuditStoreUnavailable(ServiceError):  # noqa: N818 (names fixed by the contract)

@@ -103,6 +103,34 @@ class Metrics:
             ("reason",),
             registry=r,
         )
+        self.shadow_assessments = Counter(
+            "triage_shadow_assessments_total",
+            "Live requests scored by the shadow candidate, by facility, its band and escalation.",
+            ("facility", "band", "escalated"),
+            registry=r,
+        )
+        self.shadow_disagreements = Counter(
+            "triage_shadow_disagreements_total",
+            "Shadow-scored requests where the candidate's band differs from the active model's.",
+            ("facility",),
+            registry=r,
+        )
+        self.shadow_errors = Counter(
+            "triage_shadow_errors_total",
+            "Shadow scorings that failed (the response was not affected).",
+            registry=r,
+        )
+        self.shadow_info = Gauge(
+            "triage_shadow_model_info",
+            "The shadow candidate (value 1); no series while none is set.",
+            ("name", "version", "sha256", "provider"),
+            registry=r,
+        )
+        self.promotions_refused = Counter(
+            "triage_shadow_promotions_refused_total",
+            "ActivateShadow calls refused because the candidate was less fair.",
+            registry=r,
+        )
         # Children bound once: .labels() is a dict lookup under a lock, on every request.
         self._stage = {stage: self.stage_latency.labels(stage) for stage in STAGES}
         self._model_lock = threading.Lock()
@@ -144,6 +172,25 @@ class Metrics:
 
     def record_model_load_failure(self, reason: str) -> None:
         self.model_load_failures.labels(reason).inc()
+
+    def record_shadow_model(self, ref: ModelRef | None) -> None:
+        with self._model_lock:
+            self.shadow_info.clear()
+            if ref is not None:
+                self.shadow_info.labels(
+                    ref.name, ref.version, ref.sha256, ref.execution_provider
+                ).set(1)
+
+    def record_shadow(self, facility: str, band: str, escalated: bool, disagrees: bool) -> None:
+        self.shadow_assessments.labels(facility, band, _flag(escalated)).inc()
+        if disagrees:
+            self.shadow_disagreements.labels(facility).inc()
+
+    def record_shadow_error(self) -> None:
+        self.shadow_errors.inc()
+
+    def record_promotion_refused(self) -> None:
+        self.promotions_refused.inc()
 
     def register(self, collectors: Iterable[Collector]) -> None:
         """Add collectors read at scrape time (the fairness gauges)."""

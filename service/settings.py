@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fhir_adapters.config import ExtractionConfig
+from models.gates import PromotionGates
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,6 +76,31 @@ class Settings(BaseSettings):
     execution_provider: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: CUDA when onnxruntime-gpu and a GPU are present, else CPU."
     )
+    registry_poll_s: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "How often the service checks the registry's ACTIVE version and reloads when it "
+            "changed (a promotion or `triage-models rollback`); 0 disables the watcher."
+        ),
+    )
+    promotion_gates: PromotionGates = Field(
+        default_factory=PromotionGates,
+        description=(
+            "Gates every model must pass on load (its manifest metrics), and on ActivateShadow "
+            "(models.gates.PromotionGates; environment: JSON object)."
+        ),
+    )
+    promotion_fairness_tolerance: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description=(
+            "ActivateShadow refuses a candidate whose worst-group sensitivity is lower, or "
+            "whose within-stratum escalation parity difference is higher, than the active "
+            "model's by more than this."
+        ),
+    )
 
     # --- FHIR input --------------------------------------------------------------------------
     max_bundle_bytes: int = Field(
@@ -103,7 +129,18 @@ class Settings(BaseSettings):
     fairness_warn_difference: float = Field(0.10, ge=0, le=1)
     fairness_alert_difference: float = Field(0.20, ge=0, le=1)
     fairness_report_interval_s: float = Field(
-        60.0, gt=0, description="Period of the background Fairlearn MetricFrame report."
+        300.0,
+        gt=0,
+        description=(
+            "Period of the background Fairlearn MetricFrame report (bootstrap CIs cost a few "
+            "CPU-seconds per facility window, so not more often than every few minutes)."
+        ),
+    )
+    fairness_report_n_boot: int = Field(
+        50, ge=10, description="Bootstrap resamples for the background report's intervals."
+    )
+    fairness_min_mace_count: int = Field(
+        20, ge=1, description="MACE outcomes a group needs before its missed-MACE gap can alert."
     )
     facility_allow_list: tuple[str, ...] = Field(
         (), description="Facility references used as metric labels; others are 'other'."

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +30,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from triage.v1 import triage_pb2_grpc
+
+from relaxed_gates import RELAXED_GATES
 
 from service.settings import Settings
 
@@ -46,22 +50,11 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def model_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from models.build import build_default
-    from models.gates import PromotionGates
 
-    # A small cohort trains in seconds; its quality gates are relaxed because these tests are
-    # about the service around the model, not the model (tests/models checks the real gates).
-    relaxed = PromotionGates(
-        min_auroc=0.5,
-        min_calibration_slope=0.0,
-        max_calibration_slope=10.0,
-        max_abs_calibration_intercept=10.0,
-        min_worst_group_sensitivity=0.0,
-        max_fnr_gap=2.0,
-        max_worst_group_missed_mace_low=2.0,
-        must_beat_heart_auroc=False,
-    )
     root = tmp_path_factory.mktemp("registry")
-    build_default(root, n_patients=REGISTRY_PATIENTS, seed=REGISTRY_SEED, gates=relaxed, n_boot=20)
+    build_default(
+        root, n_patients=REGISTRY_PATIENTS, seed=REGISTRY_SEED, gates=RELAXED_GATES, n_boot=20
+    )
     return root
 
 
@@ -90,6 +83,7 @@ def make_settings(tmp_path: Path, model_registry: Path) -> Callable[..., Setting
             "model_registry": model_registry,
             "fairness_report_interval_s": 3600.0,
             "grace_period_s": 2.0,
+            "promotion_gates": RELAXED_GATES,
         }
         values.update(overrides)
         Path(values["data_dir"]).mkdir(parents=True, exist_ok=True)
@@ -243,7 +237,12 @@ def start_cli_server(tmp_path: Path, model_registry: Path) -> Iterator[Callable[
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "TRIAGE_FAIRNESS_REPORT_INTERVAL_S": "3600", **(env or {})},
+            env={
+                **os.environ,
+                "TRIAGE_FAIRNESS_REPORT_INTERVAL_S": "3600",
+                "TRIAGE_PROMOTION_GATES": json.dumps(dataclasses.asdict(RELAXED_GATES)),
+                **(env or {}),
+            },
             cwd=REPO,
         )
         assert proc.stdout is not None

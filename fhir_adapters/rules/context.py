@@ -20,7 +20,7 @@ def _keys(type_name: str, resource_id: str | None, full_url: str | None) -> froz
     return frozenset(keys)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReferenceTarget:
     """The ways a bundle may refer to one resource: "Type/id", its fullUrl, or an
     absolute URL ending in "/Type/id"."""
@@ -49,7 +49,7 @@ class Warnings:
         self.items.append(ExtractionWarning(code.value, path))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Anchor:
     time: datetime
     encounter: EncounterFact | None

@@ -24,7 +24,7 @@ class Limits:
         return math.isfinite(value) and self.low <= value <= self.high
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reading:
     time: datetime
     entry: int

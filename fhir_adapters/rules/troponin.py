@@ -46,7 +46,7 @@ DEFAULT_URL_NG_L: dict[str, DefaultUrl] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Result:
     obs: ObservationFact
     loinc: str

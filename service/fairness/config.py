@@ -58,6 +58,8 @@ class FairnessConfig:
             warn_difference=settings.fairness_warn_difference,
             alert_difference=settings.fairness_alert_difference,
             report_interval_s=settings.fairness_report_interval_s,
+            report_n_boot=settings.fairness_report_n_boot,
+            min_mace_count=settings.fairness_min_mace_count,
         )
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from relaxed_gates import RELAXED_GATES
 
 from service import cli
 from service.settings import Settings
@@ -25,7 +27,11 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         text=True,
         check=False,
         cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env={
+            **os.environ,
+            "TRIAGE_PROMOTION_GATES": json.dumps(dataclasses.asdict(RELAXED_GATES)),
+            **(env or {}),
+        },
         timeout=120,
     )
 
