@@ -178,6 +178,35 @@ _SYMPTOM_ICD: tuple[tuple[str, str], ...] = tuple(
 SYMPTOM_ICD_PREFIXES = tuple(prefix for prefix, _ in _SYMPTOM_ICD)
 
 
+class CodeIndex:
+    """Several named CodeSets at once: ``flags(codings)`` is the set of names whose
+    ``CodeSet.matches(codings)`` is true, found with one dict lookup per SNOMED coding."""
+
+    __slots__ = ("_icd", "_snomed")
+
+    def __init__(self, sets: dict[str, CodeSet]) -> None:
+        snomed: dict[tuple[str, str], tuple[str, ...]] = {}
+        for name, code_set in sets.items():
+            for code in code_set.snomed:
+                key = (SNOMED, code)
+                snomed[key] = (*snomed.get(key, ()), name)
+        self._snomed = snomed
+        self._icd = tuple(
+            (prefix, name) for name, code_set in sets.items() for prefix in code_set.icd10_prefixes
+        )
+
+    def flags(self, codings: Iterable[Coding]) -> set[str]:
+        found: set[str] = set()
+        for coding in codings:
+            names = self._snomed.get(coding)
+            if names is not None:
+                found.update(names)
+            elif coding[0] in ICD10_SYSTEMS:
+                normal = coding[1].replace(".", "").upper()
+                found.update(name for prefix, name in self._icd if normal.startswith(prefix))
+        return found
+
+
 def symptom_flags(codings: Iterable[Coding]) -> set[str]:
     """The Symptoms flags these codings name (same answer as SYMPTOMS[flag].matches)."""
     flags: set[str] = set()

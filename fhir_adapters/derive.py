@@ -9,7 +9,7 @@ builds ``ClinicalFeatures`` receives them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from fhir_adapters.config import ExtractionConfig
@@ -69,6 +69,11 @@ class Base:
     sex_source: SexSource
     patient_pseudonym: str
     encounter_pseudonym: str | None
+    # ClinicalFeatures per sex, filled by ``finish``: the counterfactual variants (5 races x
+    # 2 ethnicities x 2 sexes) derive the sex-dependent part once per distinct sex.
+    features_by_sex: dict[ClinicalSex, ClinicalFeatures] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 def derive_base(
@@ -116,7 +121,11 @@ def derive_base(
 
 def finish(base: Base, override: DemographicOverride | None = None) -> Extraction:
     sex = base.recorded_sex if override is None else override.sex
-    features = _features(base, sex)
+    features = base.features_by_sex.get(sex)
+    if features is None:
+        # Race and ethnicity cannot reach the features (``_features`` does not take them),
+        # so features derived for this sex are the features of every variant with it.
+        features = base.features_by_sex[sex] = _features(base, sex)
     encounter = base.anchor.encounter
     audit = AuditAttributes(
         race=demographics.race(base.facts.demographics) if override is None else override.race,

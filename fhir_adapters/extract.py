@@ -50,8 +50,9 @@ def extract_variants(
     encounter_id: str | None = None,
     variants: Sequence[DemographicOverride],
 ) -> tuple[Extraction, list[Extraction]]:
-    """The actual extraction and one per counterfactual demographic variant; the bundle is
-    parsed and the sex-independent features derived once."""
+    """The actual extraction and one per counterfactual demographic variant, in the order
+    given; the bundle is parsed and the sex-independent features derived once, and the
+    sex-dependent part once per distinct sex (shared by the variants with that sex)."""
     base = _base(bundle, config, request_time, encounter_id)
     actual = finish(base)
     return actual, [finish(base, variant) for variant in variants]

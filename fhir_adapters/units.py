@@ -70,13 +70,29 @@ class Converted:
     problem: UnitProblem | None
 
 
+_MISSING = Converted(None, UnitProblem.MISSING)
+_UNKNOWN = Converted(None, UnitProblem.UNKNOWN)
+
+
 def convert(value: float, code: str | None, system: str | None, to: Dimension) -> Converted:
     """Convert ``value`` given in UCUM ``code`` to the canonical unit of ``to``."""
+    converted = convert_value(value, code, system, to)
+    if converted is UnitProblem.MISSING:
+        return _MISSING
+    if converted is UnitProblem.UNKNOWN:
+        return _UNKNOWN
+    return Converted(converted, None)
+
+
+def convert_value(
+    value: float, code: str | None, system: str | None, to: Dimension
+) -> float | UnitProblem:
+    """``convert`` without the wrapper object: the value, or the problem."""
     if code is None or code == "":
-        return Converted(None, UnitProblem.MISSING)
+        return UnitProblem.MISSING
     if system is not None and system != UCUM_SYSTEM:
-        return Converted(None, UnitProblem.UNKNOWN)
+        return UnitProblem.UNKNOWN
     conversion = _CONVERSIONS[to].get(code)
     if conversion is None:
-        return Converted(None, UnitProblem.UNKNOWN)
-    return Converted(conversion(value), None)
+        return UnitProblem.UNKNOWN
+    return conversion(value)

@@ -85,13 +85,16 @@ class Context:
         """True when ``subject`` is this bundle's patient; otherwise warn why not."""
         if self.patient.matches(subject):
             return True
+        self._warn_not_patient(subject, path)
+        return False
+
+    def _warn_not_patient(self, subject: str | None, path: str) -> None:
         if subject is None:
             self.warnings.add(WarningCode.NO_SUBJECT, path)
         elif subject == MALFORMED_REFERENCE or not self._resolvable_or_patient(subject):
             self.warnings.add(WarningCode.UNRESOLVED_REFERENCE, path)
         else:
             self.warnings.add(WarningCode.OTHER_PATIENT_RESOURCE, path)
-        return False
 
     def _resolvable_or_patient(self, reference: str) -> bool:
         if reference in self.full_urls or reference in self.local_refs:
@@ -109,19 +112,23 @@ class Context:
         if status == "cancelled":
             self.warnings.add(WarningCode.CANCELLED, header.path)
             return False
-        if not self.about_patient(header.subject, header.path + subject_path):
+        subject = header.subject
+        if not self.patient.matches(subject):
+            # The path is built only when there is something to warn about.
+            self._warn_not_patient(subject, header.path + subject_path)
             return False
         return self.in_time(header, strictly_before=strictly_before)
 
     def in_time(self, header: Header, *, strictly_before: bool = False) -> bool:
-        if header.time is None:
+        time = header.time
+        if time is None:
             self.warnings.add(WarningCode.MISSING_TIME, header.path)
             return False
-        if header.time > self.anchor.time or (strictly_before and header.time == self.anchor.time):
-            if header.time > self.anchor.time:
-                self.warnings.add(WarningCode.FUTURE_DATED, header.path)
+        anchor = self.anchor.time
+        if time > anchor:
+            self.warnings.add(WarningCode.FUTURE_DATED, header.path)
             return False
-        return True
+        return not (strictly_before and time == anchor)
 
     def in_triage_encounter(self, encounter: str | None) -> bool:
         target = self.anchor.encounter_target

@@ -18,6 +18,7 @@ from fhir_adapters.features import Ecg, EcgCategory
 from fhir_adapters.rules.context import Context
 from fhir_adapters.warnings import WarningCode
 
+_ECG_CODINGS = frozenset((codes.SNOMED, code) for code in codes.ECG_FINDINGS)
 _SEVERITY = {EcgCategory.NORMAL: 0, EcgCategory.NONSPECIFIC: 1, EcgCategory.ST_DEVIATION: 2}
 
 
@@ -43,6 +44,8 @@ def derive_ecg(
         findings = obs.codes + obs.value_codes
         for component in obs.components:
             findings += component.codes
+        if _ECG_CODINGS.isdisjoint(findings):
+            continue  # no ECG finding: category_of would say UNKNOWN
         _add(candidates, obs.header, category_of(findings))
     for report in reports:
         _add(candidates, report.header, category_of(report.conclusion_codes))

@@ -35,6 +35,8 @@ from fhir_adapters.warnings import WarningCode
 ACTIVE = frozenset({"active", "recurrence", "relapse"})
 EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 QUIT_WINDOW = timedelta(days=codes.QUIT_WINDOW_DAYS)
+_SYMPTOM_OBSERVATION = (codes.LOINC, codes.SYMPTOM_OBSERVATION)
+_SMOKING_STATUS = (codes.LOINC, codes.SMOKING_STATUS)
 
 
 class _Evidence:
@@ -52,8 +54,10 @@ class _Evidence:
 
 
 def _match_symptoms(evidence: _Evidence, found: Iterable[Coding], ref: str) -> None:
-    for flag in sorted(codes.symptom_flags(found)):
-        evidence.add(flag, ref)
+    flags = codes.symptom_flags(found)
+    if flags:
+        for flag in sorted(flags):
+            evidence.add(flag, ref)
 
 
 def usable_conditions(ctx: Context, conditions: tuple[ConditionFact, ...]) -> list[ConditionFact]:
@@ -94,7 +98,7 @@ def derive_symptoms(
             ctx, obs.encounter, obs.header.time, window
         ):
             continue
-        if any(s == codes.LOINC and c == codes.SYMPTOM_OBSERVATION for s, c in obs.codes):
+        if _SYMPTOM_OBSERVATION in obs.codes:
             _match_symptoms(evidence, obs.value_codes, obs.header.ref)
         else:
             _match_symptoms(evidence, obs.codes, obs.header.ref)
@@ -115,6 +119,14 @@ _HISTORY: dict[str, CodeSet] = {
     "diabetes": codes.DIABETES,
     "obesity": codes.OBESITY,
 }
+# One lookup per Condition instead of one CodeSet scan per flag (the same answers).
+_CONDITION_FLAGS = codes.CodeIndex(
+    {
+        "known_atherosclerosis": codes.ATHEROSCLEROSIS,
+        "smoking": codes.SMOKING_CONDITION,
+        **_HISTORY,
+    }
+)
 
 
 def derive_risk_factors(
@@ -131,19 +143,22 @@ def derive_risk_factors(
         time = condition.header.time
         if time is not None and time >= anchor:
             continue  # diagnosed at this encounter: not history
+        matched = _CONDITION_FLAGS.flags(condition.codes)
+        if not matched:
+            continue
         ref = condition.header.ref
-        if codes.ATHEROSCLEROSIS.matches(condition.codes):
+        if "known_atherosclerosis" in matched:
             evidence.add("known_atherosclerosis", ref)
         active = condition.clinical_status is None or condition.clinical_status in ACTIVE
-        if codes.SMOKING_CONDITION.matches(condition.codes) and (
+        if "smoking" in matched and (
             active
             or (condition.abatement is not None and anchor - condition.abatement <= QUIT_WINDOW)
         ):
             evidence.add("smoking", ref)
         if not active:
             continue
-        for flag, code_set in _HISTORY.items():
-            if code_set.matches(condition.codes):
+        for flag in _HISTORY:
+            if flag in matched:
                 evidence.add(flag, ref)
     if obesity_bmi is not None:
         evidence.add("obesity", obesity_bmi.ref)
@@ -166,11 +181,7 @@ def _smoking_observations(
 ) -> None:
     """LOINC 72166-2: the latest answer decides; a former smoker counts when a
     current-smoker answer lies within the quit window (3 months) before the anchor."""
-    statuses = [
-        o
-        for o in observations
-        if any(s == codes.LOINC and c == codes.SMOKING_STATUS for s, c in o.codes)
-    ]
+    statuses = [o for o in observations if _SMOKING_STATUS in o.codes]
     if not statuses:
         return
     latest = max(statuses, key=lambda o: (o.header.time, o.header.entry))

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from fhir_adapters.facts import Quantity
 from fhir_adapters.features import Measurement, Status
 from fhir_adapters.rules.context import Context
-from fhir_adapters.units import Dimension, UnitProblem, convert
+from fhir_adapters.units import Dimension, UnitProblem, convert_value
 from fhir_adapters.warnings import WarningCode
 
 
@@ -60,28 +60,39 @@ def read_quantity(
     if absent:
         ctx.warnings.add(WarningCode.DATA_ABSENT, _path(entry, suffix))
         return NOT_READ
-    if quantity is None or quantity.value is None:
+    value = None if quantity is None else quantity.value
+    if value is None:
         ctx.warnings.add(WarningCode.MALFORMED, _path(entry, suffix))
         return NOT_READ
-    if math.isnan(quantity.value) or math.isinf(quantity.value):
+    if not math.isfinite(value):  # NaN or infinite
         ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, _path(entry, suffix))
         return IMPLAUSIBLE
-    converted = convert(quantity.value, quantity.code, quantity.system, dimension)
-    if converted.problem is UnitProblem.MISSING:
+    assert quantity is not None
+    converted = convert_value(value, quantity.code, quantity.system, dimension)
+    if converted is UnitProblem.MISSING:
         ctx.warnings.add(WarningCode.MISSING_UNIT, _path(entry, suffix))
         return NOT_READ
-    if converted.problem is UnitProblem.UNKNOWN or converted.value is None:
+    if converted is UnitProblem.UNKNOWN:
         ctx.warnings.add(WarningCode.UNKNOWN_UNIT, _path(entry, suffix))
         return NOT_READ
-    if not limits.accepts(converted.value):
+    assert isinstance(converted, float)
+    if not (limits.low <= converted <= limits.high and math.isfinite(converted)):
         ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, _path(entry, suffix))
         return IMPLAUSIBLE
-    return True, converted.value
+    return True, converted
 
 
 def latest_plausible(readings: list[Reading]) -> Reading | None:
-    plausible = [r for r in readings if r.value is not None]
-    return max(plausible, key=lambda r: r.order) if plausible else None
+    """The plausible reading with the greatest ``order`` (the first of equals, as ``max``)."""
+    best: Reading | None = None
+    best_order: tuple[datetime, int, int] | None = None
+    for reading in readings:
+        if reading.value is None:
+            continue
+        order = (reading.time, reading.priority, reading.entry)
+        if best_order is None or order > best_order:
+            best, best_order = reading, order
+    return best
 
 
 def choose(ctx: Context, readings: list[Reading], staleness: timedelta) -> Measurement:

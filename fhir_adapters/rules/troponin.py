@@ -46,6 +46,9 @@ DEFAULT_URL_NG_L: dict[str, DefaultUrl] = {
 }
 
 
+_TROPONIN_CODINGS = frozenset((codes.LOINC, code) for code in codes.TROPONIN)
+
+
 @dataclass(slots=True)
 class _Result:
     obs: ObservationFact
@@ -105,7 +108,11 @@ def _order(result: _Result) -> tuple[object, float, int]:
 def _results(ctx: Context, observations: list[ObservationFact]) -> list[_Result]:
     results = []
     for obs in observations:
-        loinc = next((c for s, c in obs.codes if s == codes.LOINC and c in codes.TROPONIN), None)
+        loinc = None
+        for coding in obs.codes:
+            if coding in _TROPONIN_CODINGS:
+                loinc = coding[1]
+                break
         if loinc is None:
             continue
         usable, value = read_quantity(

@@ -59,6 +59,12 @@ _BY_LOINC: dict[str, list[str]] = {}
 for _name, _spec in _SIMPLE.items():
     for _code in _spec.loinc:
         _BY_LOINC.setdefault(_code, []).append(_name)
+# The same lookups keyed by the whole (system, code) coding, with the spec at hand.
+_BY_CODING: dict[tuple[str, str], tuple[tuple[str, _Spec], ...]] = {
+    (codes.LOINC, code): tuple((name, _SIMPLE[name]) for name in names)
+    for code, names in _BY_LOINC.items()
+}
+_PANEL_CODINGS = frozenset((codes.LOINC, code) for code in codes.BP_PANELS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,19 +85,20 @@ def derive_vitals(
     readings: dict[str, list[Reading]] = {name: [] for name in _SIMPLE}
     for obs in observations:
         header = obs.header
-        assert header.time is not None  # the gate admits only timed resources
-        for system, code in obs.codes:
-            if system != codes.LOINC:
-                continue
-            for name in _BY_LOINC.get(code, ()):
-                spec = _SIMPLE[name]
+        time = header.time
+        assert time is not None  # the gate admits only timed resources
+        panel = False
+        for coding in obs.codes:
+            if coding in _PANEL_CODINGS:
+                panel = True
+            for name, spec in _BY_CODING.get(coding, ()):
                 usable, value = read_quantity(
                     ctx, obs.quantity, obs.absent, spec.dimension, spec.limits,
                     header.entry, ".valueQuantity",
                 )  # fmt: skip
                 if usable:
-                    readings[name].append(Reading(header.time, header.entry, header.ref, value))
-        if any(s == codes.LOINC and c in codes.BP_PANELS for s, c in obs.codes):
+                    readings[name].append(Reading(time, header.entry, header.ref, value))
+        if panel:
             _read_components(ctx, obs, readings)
     bmi_readings = [Reading(r.time, r.entry, r.ref, r.value, 1) for r in readings["bmi"]]
     computed = _computed_bmi(readings["weight"], readings["height"])

@@ -83,3 +83,43 @@ def test_variants_parse_once_and_apply_overrides() -> None:
     ]
     assert all(f == female[0] for f in female)  # race never changes features
     assert female[0] == actual.features  # the recorded patient is female
+
+
+def test_variants_derive_once_per_distinct_sex(monkeypatch: Any) -> None:
+    import fhir_adapters.derive as derive_module
+
+    calls: list[ClinicalSex] = []
+    original = derive_module.derive_troponin
+
+    def counting(*args: Any) -> Any:
+        calls.append(args[2])
+        return original(*args)
+
+    monkeypatch.setattr(derive_module, "derive_troponin", counting)
+    data = rich_bundle(["2106-3"], ["2186-5"])
+    variants = [
+        DemographicOverride(race, ethnicity, sex)
+        for race in (
+            Race.WHITE,
+            Race.BLACK_OR_AFRICAN_AMERICAN,
+            Race.ASIAN,
+            Race.AMERICAN_INDIAN_OR_ALASKA_NATIVE,
+            Race.NATIVE_HAWAIIAN_OR_PACIFIC_ISLANDER,
+        )
+        for ethnicity in (Ethnicity.HISPANIC_OR_LATINO, Ethnicity.NOT_HISPANIC_OR_LATINO)
+        for sex in (ClinicalSex.FEMALE, ClinicalSex.MALE)
+    ]
+    actual, results = extract_variants(data, CONFIG, request_time=REQUEST_TIME, variants=variants)
+    # The recorded sex (female) for the actual result, then male once: 2 derivations, not 21.
+    assert calls == [ClinicalSex.FEMALE, ClinicalSex.MALE]
+    assert len(results) == len(variants)
+    expected = extract(data, CONFIG, request_time=REQUEST_TIME)
+    for variant, result in zip(variants, results, strict=True):
+        assert result.features.sex is variant.sex
+        assert (result.audit.race, result.audit.ethnicity, result.audit.sex) == (
+            variant.race,
+            variant.ethnicity,
+            variant.sex,
+        )
+        if variant.sex is ClinicalSex.FEMALE:  # the recorded sex
+            assert result.features == expected.features == actual.features
