@@ -5,6 +5,13 @@
     triage assess FILE.json [--encounter-id ID] [--request-id ID] [--json] [--data-dir D]
                   [--registry R]
     triage demo   [--target HOST:PORT] [--json] [--timeout S]
+    triage admin  status|reload [VERSION]|rollback|shadow [VERSION]|activate
+                  [--target HOST:PORT] [--token T] [--timeout S]
+
+``triage admin`` calls TriageAdmin on a running server; the token is ``--token`` or the
+``TRIAGE_ADMIN_TOKEN`` environment variable (the server's own setting of the same name).
+It prints the ModelStatus as JSON; a refusal prints ``CODE reason: message`` to stderr and
+exits 1.
 
 Every option is also a setting (environment ``TRIAGE_*``, see docs/service.md); flags win.
 ``triage serve`` prints ``grpc_port=<n>`` and ``metrics_port=<n>`` as the first two lines of
@@ -21,7 +28,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -113,6 +120,49 @@ def _demo(args: argparse.Namespace) -> int:
     return grpc_demo.run(args.target, as_json=args.json, timeout=args.timeout)
 
 
+def _admin(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf import json_format
+    from triage.v1 import triage_pb2, triage_pb2_grpc
+
+    from service.grpc_errors import REASON_KEY
+
+    token = args.token
+    if token is None:
+        configured = _settings(args).admin_token
+        token = configured.get_secret_value() if configured is not None else None
+    if not token:
+        print("triage admin: no token (--token or TRIAGE_ADMIN_TOKEN)", file=sys.stderr)
+        return USAGE
+    metadata = [("authorization", f"Bearer {token}")]
+    version = getattr(args, "version", None) or ""
+    with grpc.insecure_channel(args.target) as channel:
+        stub = triage_pb2_grpc.TriageAdminStub(channel)
+        calls: dict[str, Any] = {
+            "status": lambda: stub.GetModelStatus(triage_pb2.GetModelStatusRequest(), **kw),
+            "reload": lambda: stub.ReloadModel(
+                triage_pb2.ReloadModelRequest(version=version), **kw
+            ),
+            "rollback": lambda: stub.Rollback(triage_pb2.RollbackRequest(), **kw),
+            "shadow": lambda: stub.SetShadowModel(
+                triage_pb2.SetShadowModelRequest(version=version), **kw
+            ),
+            "activate": lambda: stub.ActivateShadow(triage_pb2.ActivateShadowRequest(), **kw),
+        }
+        kw: dict[str, Any] = {"metadata": metadata, "timeout": args.timeout}
+        try:
+            status = calls[args.action]()
+        except grpc.RpcError as err:
+            call = cast(grpc.Call, err)
+            reason = next(
+                (str(v) for k, v in call.trailing_metadata() or () if k == REASON_KEY), ""
+            )
+            print(f"{call.code().name} {reason}: {call.details()}", file=sys.stderr)
+            return FAILED
+    print(json_format.MessageToJson(status))
+    return OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="triage", description="Chest-pain triage decision support over gRPC."
@@ -146,6 +196,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the protobuf JSON")
     demo.add_argument("--timeout", type=float, default=10.0, help="per-call deadline, seconds")
     demo.set_defaults(run=_demo)
+
+    admin = sub.add_parser("admin", help="model lifecycle on a running server (TriageAdmin)")
+    admin.add_argument("--target", default="127.0.0.1:50051", help="host:port of the server")
+    admin.add_argument("--token", help="admin token (default: TRIAGE_ADMIN_TOKEN)")
+    admin.add_argument("--timeout", type=float, default=60.0, help="call deadline, seconds")
+    actions = admin.add_subparsers(dest="action", required=True)
+    actions.add_parser("status", help="what is serving (active and shadow)")
+    reload = actions.add_parser("reload", help="load and swap in a version (default: ACTIVE)")
+    reload.add_argument("version", nargs="?", help="registry version, e.g. v3")
+    actions.add_parser("rollback", help="registry rollback, then serve the previous version")
+    shadow = actions.add_parser("shadow", help="score a candidate in shadow (none: clear)")
+    shadow.add_argument("version", nargs="?", help="registry version; omit to clear")
+    actions.add_parser("activate", help="promote the shadow candidate (fairness-gated)")
+    admin.set_defaults(run=_admin)
     return parser
 
 

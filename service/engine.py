@@ -357,7 +357,7 @@ class Engine:
             disagrees = rec.band.value != decision.model_band
             shadow.count(disagrees)
             self._metrics.record_shadow(decision.facility, rec.band.value, rec.escalated, disagrees)
-        except Exception:  # noqa: BLE001 - the shadow never affects the response
+        except Exception:
             self._metrics.record_shadow_error()
             logger.exception("shadow scoring failed")
 
@@ -398,7 +398,7 @@ class Engine:
         while not self._stop.wait(self._settings.registry_poll_s):
             try:
                 self.check_registry()
-            except Exception:  # noqa: BLE001 - keep watching; the next poll tries again
+            except Exception:
                 logger.exception("registry watcher failed")
 
     # --- assess ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ to gRPC status codes in one table::
     ├── DeadlineExceeded         the caller's deadline passed before persist  -> DEADLINE_EXCEEDED
     ├── ModelNotReady            no model loaded / warm-up failed             -> UNAVAILABLE
     │   └── ModelRejected        the model failed a load-time check (schema, warm-up output)
-    │       └── PromotionRefused ActivateShadow: the candidate is less fair      -> FAILED_PRECONDITION
+    │       └── PromotionRefused candidate less fair (ActivateShadow) -> FAILED_PRECONDITION
     ├── AuditStoreUnavailable    the record could not be written durably      -> UNAVAILABLE
     ├── AdminDisabled                                                         -> PERMISSION_DENIED
     └── AdminUnauthenticated                                                  -> UNAUTHENTICATED

@@ -2,8 +2,8 @@
 
 Off unless ``settings.admin_token`` is set: every call is then PERMISSION_DENIED. With a token,
 every call needs the metadata ``authorization: Bearer <token>`` (compared in constant time),
-else UNAUTHENTICATED. The operations call the engine; a model that fails to load is
-FAILED_PRECONDITION and the previous model keeps serving.
+else UNAUTHENTICATED. The operations call the engine; a model that fails to load (or a shadow
+candidate refused for fairness) is FAILED_PRECONDITION and the previous model keeps serving.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any, Protocol, TypeVar
 import grpc
 from triage.v1 import triage_pb2
 
-from models.registry import RegisteredModel, Registry
 from service import convert, errors, grpc_errors
 from service.assessment import ModelRef
 from service.settings import Settings
+from service.shadow import PromotionCheck
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +35,16 @@ class AdminEngine(Protocol):
     @property
     def model_ref(self) -> ModelRef: ...
 
-    def reload(self) -> ModelRef: ...
+    @property
+    def shadow_ref(self) -> ModelRef | None: ...
 
-    def swap_model(self, registered: RegisteredModel) -> ModelRef: ...
+    def load_version(self, version: str | None) -> ModelRef: ...
+
+    def rollback(self) -> ModelRef: ...
+
+    def set_shadow(self, version: str | None) -> ModelRef | None: ...
+
+    def activate_shadow(self) -> tuple[ModelRef, PromotionCheck]: ...
 
 
 class ErrorMetrics(Protocol):
@@ -80,6 +87,9 @@ class AdminServicer:
         msg = triage_pb2.ModelStatus(ready=self._engine.ready, detail=detail)
         if self._engine.ready:
             msg.active.CopyFrom(convert.model_info(self._engine.model_ref))
+        shadow = self._engine.shadow_ref
+        if shadow is not None:
+            msg.shadow.CopyFrom(convert.model_info(shadow))
         return msg
 
     def GetModelStatus(  # noqa: N802 - the gRPC method name
@@ -87,15 +97,11 @@ class AdminServicer:
     ) -> triage_pb2.ModelStatus:
         return self._call("GetModelStatus", context, lambda: self._status(""))
 
-    def _load(self, version: str) -> ModelRef:
-        """Load and swap in ``version`` (empty: the registry's ACTIVE). A failed load is
-        FAILED_PRECONDITION and the current model keeps serving (the engine swaps only a model
-        that loaded and passed warm-up)."""
+    def _rejected(self, action: Callable[[], T]) -> T:
+        """A failed load is FAILED_PRECONDITION (ModelRejected) and the current model keeps
+        serving (the engine swaps only a model that loaded and passed every check)."""
         try:
-            if not version:
-                return self._engine.reload()
-            registry = Registry(self._settings.model_registry)
-            return self._engine.swap_model(registry.load(self._settings.model_name, version))
+            return action()
         except errors.ModelRejected:
             raise
         except errors.ModelNotReady as exc:
@@ -105,7 +111,7 @@ class AdminServicer:
         self, request: triage_pb2.ReloadModelRequest, context: grpc.ServicerContext
     ) -> triage_pb2.ModelStatus:
         def reload() -> triage_pb2.ModelStatus:
-            ref = self._load(request.version)
+            ref = self._rejected(lambda: self._engine.load_version(request.version or None))
             logger.info("admin reload", extra={"fields": {"version": ref.version}})
             return self._status(f"serving {ref.name} {ref.version}")
 
@@ -115,27 +121,34 @@ class AdminServicer:
         self, request: triage_pb2.RollbackRequest, context: grpc.ServicerContext
     ) -> triage_pb2.ModelStatus:
         def rollback() -> triage_pb2.ModelStatus:
-            registry = Registry(self._settings.model_registry)
-            version = registry.rollback(self._settings.model_name)
-            ref = self._load(version)
+            ref = self._rejected(self._engine.rollback)
             logger.info("admin rollback", extra={"fields": {"version": ref.version}})
             return self._status(f"rolled back to {ref.name} {ref.version}")
 
         return self._call("Rollback", context, rollback)
 
-    def _unimplemented(self, rpc: str, context: grpc.ServicerContext) -> triage_pb2.ModelStatus:
-        self._call(rpc, context, lambda: None)  # the credential is checked first
-        self._metrics.record_error(grpc.StatusCode.UNIMPLEMENTED.name, "no_shadow_scoring")
-        context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "shadow scoring is not available in this engine"
-        )
-
     def SetShadowModel(  # noqa: N802
         self, request: triage_pb2.SetShadowModelRequest, context: grpc.ServicerContext
     ) -> triage_pb2.ModelStatus:
-        return self._unimplemented("SetShadowModel", context)
+        def set_shadow() -> triage_pb2.ModelStatus:
+            ref = self._rejected(lambda: self._engine.set_shadow(request.version or None))
+            if ref is None:
+                logger.info("admin shadow cleared")
+                return self._status("shadow cleared")
+            logger.info("admin shadow", extra={"fields": {"version": ref.version}})
+            return self._status(f"shadow scoring with {ref.name} {ref.version}")
+
+        return self._call("SetShadowModel", context, set_shadow)
 
     def ActivateShadow(  # noqa: N802
         self, request: triage_pb2.ActivateShadowRequest, context: grpc.ServicerContext
     ) -> triage_pb2.ModelStatus:
-        return self._unimplemented("ActivateShadow", context)
+        """Refused with FAILED_PRECONDITION, reason ``shadow_less_fair`` (or ``no_shadow_model``,
+        ``gate_failed``...), the comparison in the message, when the candidate may not go live."""
+
+        def activate() -> triage_pb2.ModelStatus:
+            ref, check = self._rejected(self._engine.activate_shadow)
+            logger.info("admin activate shadow", extra={"fields": {"version": ref.version}})
+            return self._status(f"activated {ref.name} {ref.version}; {check.render()}")
+
+        return self._call("ActivateShadow", context, activate)

@@ -29,9 +29,8 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from triage.v1 import triage_pb2_grpc
-
 from relaxed_gates import RELAXED_GATES
+from triage.v1 import triage_pb2_grpc
 
 from service.settings import Settings
 

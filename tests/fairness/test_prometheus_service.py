@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from triage.v1 import triage_pb2
 
 from fairness.prometheus_server import PROMETHEUS, prometheus_server
-from triage.v1 import triage_pb2
 
 pytestmark = [
     pytest.mark.slow,

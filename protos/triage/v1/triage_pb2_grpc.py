@@ -308,9 +308,8 @@ class TriageAdminServicer:
 
     def ActivateShadow(self, request, context):
         """Promote the shadow candidate to active; refused (FAILED_PRECONDITION) when the
-        candidate is less fair or less sensitive than the active model beyond the tolerance.
-        SetShadowModel and ActivateShadow answer UNIMPLEMENTED while the engine has no shadow
-        scoring.
+        candidate is less fair or less sensitive than the active model beyond the tolerance
+        (reason shadow_less_fair; the comparison is in the status message).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
