@@ -38,6 +38,7 @@ OK = Verdict(AuditStatus.OK)
 INSUFFICIENT = Verdict(AuditStatus.INSUFFICIENT_DATA, "insufficient_data")
 
 Counted = tuple[str, int, int]  # (group, successes, total)
+Part = tuple[int, int, int, int]  # (escalated, count, rest escalated, rest count) in one band
 
 
 def parity_verdict(
@@ -134,7 +135,7 @@ def adjusted_verdict(
     the bands is what "same risk, different answer" asks, and with one test per group rather
     than one per pair and band it detects a consistent gap sooner with fewer false alarms.
     """
-    per_group: dict[str, list[tuple[int, int, int, int]]] = {}
+    per_group: dict[str, list[Part]] = {}
     for cell in strata:
         rows = list(cell)
         total_e = sum(e for _, e, _ in rows)
@@ -144,29 +145,41 @@ def adjusted_verdict(
                 per_group.setdefault(group, []).append((e, n, total_e - e, total_n - n))
     worst = OK
     for group, parts in per_group.items():
-        weight = sum(n for _, n, _, _ in parts)
-        if weight < config.min_group_count:
-            continue
-        difference = sum(e - n * re / rn for e, n, re, rn in parts) / weight
-        magnitude = abs(difference)
-        if magnitude < config.warn_difference:
-            continue
-        variance = sum(n * n * (_adj_var(e, n) + _adj_var(re, rn)) for e, n, re, rn in parts)
-        if magnitude * weight < config.evidence_z * math.sqrt(variance):
-            continue
-        severity = AuditStatus.ALERT if magnitude >= config.alert_difference else AuditStatus.WARN
-        if (severity, magnitude) > (worst.status, worst.difference):
-            level = "alert" if severity is AuditStatus.ALERT else "warn"
-            direction = "less" if difference < 0 else "more"
-            worst = Verdict(
-                severity,
-                f"adjusted_parity_{level}: {attribute}={group} escalated {magnitude:.3f} "
-                f"{direction} than others in the same HEART band (>= "
-                f"{_threshold(severity, config):.2f}, z >= {config.evidence_z:g})",
-                (f"{attribute}={group}",),
-                magnitude,
-            )
+        verdict = adjusted_group_verdict(attribute, group, parts, config)
+        if verdict is not None and (verdict.status, verdict.difference) > (
+            worst.status,
+            worst.difference,
+        ):
+            worst = verdict
     return worst
+
+
+def adjusted_group_verdict(
+    attribute: str, group: str, parts: list[Part], config: FairnessConfig
+) -> Verdict | None:
+    """The risk-adjusted rule for one group, from its ``parts`` in HEART-band order (only
+    bands where the group and the rest both have decisions). None when it does not fire."""
+    weight = sum(n for _, n, _, _ in parts)
+    if weight < config.min_group_count:
+        return None
+    difference = sum(e - n * re / rn for e, n, re, rn in parts) / weight
+    magnitude = abs(difference)
+    if magnitude < config.warn_difference:
+        return None
+    variance = sum(n * n * (_adj_var(e, n) + _adj_var(re, rn)) for e, n, re, rn in parts)
+    if magnitude * weight < config.evidence_z * math.sqrt(variance):
+        return None
+    severity = AuditStatus.ALERT if magnitude >= config.alert_difference else AuditStatus.WARN
+    level = "alert" if severity is AuditStatus.ALERT else "warn"
+    direction = "less" if difference < 0 else "more"
+    return Verdict(
+        severity,
+        f"adjusted_parity_{level}: {attribute}={group} escalated {magnitude:.3f} "
+        f"{direction} than others in the same HEART band (>= "
+        f"{_threshold(severity, config):.2f}, z >= {config.evidence_z:g})",
+        (f"{attribute}={group}",),
+        magnitude,
+    )
 
 
 def _adj_var(events: int, total: int) -> float:

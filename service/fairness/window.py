@@ -9,16 +9,18 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from service.assessment import AuditStatus, FairnessAudit, ParityResult
+from service.fairness.adjusted import AdjustedParity
 from service.fairness.cells import Cell, GroupCounts
 from service.fairness.config import FairnessConfig
 from service.fairness.decision import ATTRIBUTES, HEART_STRATA, OVERALL, STRATA, Decision
-from service.fairness.rules import OK, Verdict, adjusted_verdict
+from service.fairness.rules import OK, Verdict
 
 
 @dataclass(slots=True)
 class _Entry:
     decision: Decision
     slots: list[tuple[Cell, str]]
+    labels: tuple[str, ...]  # the decision's group per attribute, in ATTRIBUTES order
     outcome: bool | None = None
 
 
@@ -40,6 +42,7 @@ class FacilityWindow:
         self._entries: deque[_Entry] = deque()
         self._by_id: dict[str, _Entry] = {}
         self._cells = {(a, s): Cell(a, s, config) for a in ATTRIBUTES for s in STRATA}
+        self._adjusted = AdjustedParity(self._cells, config)
         self._verdict: Verdict | None = None
 
     def __len__(self) -> int:
@@ -50,12 +53,15 @@ class FacilityWindow:
         """Add a decision; evict by count, and by time relative to ``decision.at``."""
         if decision.audit_id in self._by_id:
             self.remove(decision.audit_id)
+        labels = tuple([decision.group(attribute) for attribute in ATTRIBUTES])
+        strata = decision.strata()
+        cells = self._cells
         slots = [
-            (self._cells[attribute, stratum], decision.group(attribute))
-            for attribute in ATTRIBUTES
-            for stratum in decision.strata()
+            (cells[attribute, stratum], label)
+            for attribute, label in zip(ATTRIBUTES, labels, strict=True)
+            for stratum in strata
         ]
-        entry = _Entry(decision, slots)
+        entry = _Entry(decision, slots, labels)
         self._entries.append(entry)
         self._by_id[decision.audit_id] = entry
         self._apply(entry, +1)
@@ -126,23 +132,17 @@ class FacilityWindow:
     def _compute_verdict(self) -> Verdict:
         worst = OK
         unchecked: list[str] = []
-        for attribute in ATTRIBUTES:
+        cells = self._cells
+        adjusted = self._adjusted.verdicts()
+        for attribute, adjusted_verdict in zip(ATTRIBUTES, adjusted, strict=True):
             checked = False
             for stratum in HEART_STRATA:
-                verdict = self._cells[attribute, stratum].verdict()
+                verdict = cells[attribute, stratum].verdict()
                 if verdict.status is not AuditStatus.INSUFFICIENT_DATA:
                     checked = True
                 worst = _worse(worst, verdict)
-            strata = (self._cells[attribute, s].groups for s in HEART_STRATA)
-            worst = _worse(
-                worst,
-                adjusted_verdict(
-                    attribute,
-                    (((g, c.escalated, c.count) for g, c in groups.items()) for groups in strata),
-                    self._config,
-                ),
-            )
-            missed = self._cells[attribute, OVERALL].missed_verdict()
+            worst = _worse(worst, adjusted_verdict)
+            missed = cells[attribute, OVERALL].missed_verdict()
             if missed is not None:
                 worst = _worse(worst, missed)
             if not checked:
@@ -161,21 +161,40 @@ class FacilityWindow:
         self._apply(entry, -1)
 
     def _apply(self, entry: _Entry, sign: int) -> None:
-        escalated = entry.decision.escalated
+        decision = entry.decision
+        escalated = decision.escalated
+        has_outcome = entry.outcome is not None
+        minimum = self._config.min_group_count
         for cell, group in entry.slots:
-            counts = cell.counts(group)
+            counts = cell.groups.get(group)
+            if counts is None:
+                counts = cell.add_group(group)
             counts.count += sign
             if escalated:
                 counts.escalated += sign
-            if entry.outcome is not None:
+            if has_outcome:
                 _outcome(counts, entry, sign)
-            cell.changed(group)
+            count = counts.count
+            if count == 0:
+                cell.drop_group(group)
+            else:
+                cell.values[group] = counts.escalated / count
+            rates = cell.sufficient_rates
+            was_sufficient = group in rates
+            if count >= minimum:
+                rates[group] = counts.escalated / count
+                cell.changed(group, verdict=True, outcome=has_outcome)
+            else:
+                if was_sufficient:
+                    del rates[group]
+                cell.changed(group, verdict=was_sufficient, outcome=has_outcome)
+        self._adjusted.changed(decision.stratum, escalated, entry.labels, sign)
         self._verdict = None
 
     def _apply_outcome(self, entry: _Entry, sign: int) -> None:
         for cell, group in entry.slots:
-            _outcome(cell.counts(group), entry, sign)
-            cell.changed(group)
+            _outcome(cell.groups[group], entry, sign)
+            cell.changed(group, verdict=False, outcome=True)
         self._verdict = None
 
 
