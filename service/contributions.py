@@ -91,22 +91,22 @@ class ContributionExplainer:
         self._scorer = scorer
         self._reference = imputed_row()
         self._top_k = top_k
+        # _item_columns[k, j]: column j belongs to ITEMS[k]; lets one comparison find the
+        # changed items and one np.where build every perturbed row
+        self._item_columns = np.zeros((len(ITEMS), len(FEATURE_NAMES)), dtype=bool)
+        for k, item in enumerate(ITEMS):
+            self._item_columns[k, list(item.columns)] = True
 
     def weights(self, row: FloatArray) -> dict[str, float]:
         """Log-odds contribution of every item whose columns differ from "not recorded"."""
-        changed = [
-            i
-            for i in ITEMS
-            if not np.array_equal(row[list(i.columns)], self._reference[list(i.columns)])
-        ]
-        if not changed:
+        differs = row != self._reference  # NaN differs from everything, as "not equal" should
+        changed = np.flatnonzero((self._item_columns & differs).any(axis=1))
+        if changed.size == 0:
             return {}
-        batch = np.repeat(row.reshape(1, -1), len(changed) + 1, axis=0)
-        for k, item in enumerate(changed, start=1):
-            cols = list(item.columns)
-            batch[k, cols] = self._reference[cols]
+        perturbed = np.where(self._item_columns[changed], self._reference, row)
+        batch = np.concatenate([row.reshape(1, -1), perturbed]).astype(row.dtype, copy=False)
         logits = _logit(self._scorer.probabilities(batch))
-        return {item.item: float(logits[0] - logits[k]) for k, item in enumerate(changed, 1)}
+        return {ITEMS[k].item: float(logits[0] - logits[i]) for i, k in enumerate(changed, 1)}
 
     def top(self, features: ClinicalFeatures, row: FloatArray) -> tuple[Contribution, ...]:
         weights = self.weights(row)

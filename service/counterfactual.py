@@ -66,18 +66,29 @@ def evaluate(
     # Variants whose ClinicalFeatures are equal get the same model input, HEART score and
     # policy result (all are functions of ClinicalFeatures alone), so each distinct value is
     # scored and decided once. Equality is checked on the derived features, so a variant that
-    # race or ethnicity did change would be scored on its own.
-    distinct = list(dict.fromkeys(v.features for v in variants))
+    # race or ethnicity did change would be scored on its own. Variants of one sex share one
+    # features object: grouping by identity first leaves a couple of equality checks instead
+    # of hashing twenty deep frozen values.
+    slot_of: dict[int, int] = {}
+    distinct: list[ClinicalFeatures] = []
+    for extraction in variants:
+        features = extraction.features
+        if id(features) in slot_of:
+            continue
+        slot = next((i for i, seen in enumerate(distinct) if seen == features), len(distinct))
+        if slot == len(distinct):
+            distinct.append(features)
+        slot_of[id(features)] = slot
     probabilities = scorer.probabilities(vectorize_many(distinct))
-    decided: dict[ClinicalFeatures, tuple[float, Recommendation]] = {}
+    decided: list[tuple[float, Recommendation]] = []
     for features, p in zip(distinct, probabilities, strict=True):
         heart = heart_basis(heart_score(features))
         rec = recommend(features, float(p), thresholds, heart, escalation_max_esi)
-        decided[features] = (float(p), rec)
+        decided.append((float(p), rec))
     results: list[CounterfactualVariant] = []
     decisions_by_sex: dict[str, set[tuple[str, int, tuple[str, ...]]]] = {}
     for extraction in variants:
-        p, rec = decided[extraction.features]
+        p, rec = decided[slot_of[id(extraction.features)]]
         decision = _decision(rec)
         decisions_by_sex.setdefault(extraction.audit.sex.value, set()).add(decision)
         actions_changed = rec.actions != actual.actions
