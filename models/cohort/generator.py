@@ -22,7 +22,7 @@ One row is one emergency-department encounter on the chest-pain pathway. Draw or
 
 The constants were tuned so that HEART bands computed from the generated features
 reproduce the prospective validation (Backus 2013): MACE 1.7% / 16.6% / 50.1% in the low /
-moderate / high bands (``tests/models/test_cohort.py`` checks the tolerance).
+moderate / high bands (``tests/models/test_models_cohort.py`` checks them within a tolerance).
 """
 
 from __future__ import annotations
