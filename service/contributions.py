@@ -36,7 +36,7 @@ from service.scoring import FloatArray, Scorer, imputed_row
 
 TOP_K = 6
 _EPS = 1e-7
-_DISPLAY_UNITS = {"a": "years", "Cel": "°C"}
+_DISPLAY_UNITS = {"a": "years", "Cel": "°C", "mm[Hg]": "mmHg", "kg/m2": "kg/m²"}
 _MEASUREMENTS = (
     "age_years",
     "heart_rate",

@@ -53,11 +53,14 @@ def render(msg: triage_pb2.Assessment, title: str = "") -> str:
     for i, line in enumerate(msg.rationale):
         out.append(("Why         " if i == 0 else "            ") + line)
     if msg.top_features:
-        out.append("Basis       feature              value              weight  status    source")
+        # Columns fit their longest entry: a clipped value ("<10 ng/L (0.25 x U") misleads.
+        fw = max(len("feature"), *(len(c.feature) for c in msg.top_features))
+        vw = max(len("value"), *(len(c.value) for c in msg.top_features))
+        out.append(f"Basis       {'feature':<{fw}} {'value':<{vw}} weight  status    source")
         for c in msg.top_features:
             sources = ", ".join(c.source_ids) or "-"
             out.append(
-                f"            {c.feature[:20]:<20} {c.value[:18]:<18} {c.weight:+6.2f}  "
+                f"            {c.feature:<{fw}} {c.value:<{vw}} {c.weight:+6.2f}  "
                 f"{c.status:<9} {sources}"
             )
     for i, warning in enumerate(msg.warnings):

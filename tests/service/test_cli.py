@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from relaxed_gates import RELAXED_GATES
+from triage.v1 import triage_pb2
 
 from service import cli
+from service.screen import render
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,3 +186,28 @@ def test_docs_list_every_setting() -> None:
         if f"`{name}`" not in text or f"`TRIAGE_{name.upper()}`" not in text
     ]
     assert not missing, missing
+
+
+def test_the_screen_never_clips_the_basis() -> None:
+    long_value = "<10 ng/L (0.25 x URL)"
+    msg = triage_pb2.Assessment(
+        top_features=[
+            triage_pb2.Contribution(
+                feature="known_atherosclerosis", value="present", weight=0.94, status="present"
+            ),
+            triage_pb2.Contribution(
+                feature="troponin",
+                value=long_value,
+                weight=-0.29,
+                status="present",
+                source_ids=["Observation/trop-1"],
+            ),
+        ]
+    )
+    lines = render(msg).splitlines()
+    rows = [line for line in lines if "known_atherosclerosis" in line or long_value in line]
+    assert len(rows) == 2
+    assert "Observation/trop-1" in rows[1]
+    # the weight column lines up under the header
+    header = next(line for line in lines if line.startswith("Basis"))
+    assert rows[0].index("+0.94") <= header.index("weight") + len("weight")
