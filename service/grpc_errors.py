@@ -62,7 +62,7 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         service_errors.IdempotencyConflict,
         grpc.StatusCode.ALREADY_EXISTS,
-        "request_id already used for a different bundle",
+        "conflicts with what is already recorded (request_id reused or outcome differs)",
     ),
     Rule(service_errors.UnknownReference, grpc.StatusCode.NOT_FOUND, "unknown reference"),
     Rule(service_errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"),
