@@ -3,11 +3,14 @@
 Pipeline of ``assess`` (stages timed for ``triage_stage_latency_seconds``):
 
     idempotency lookup -> parse -> extract (+ counterfactual variants) -> vectorize + infer
-    -> HEART -> policy -> contributions -> counterfactual scoring -> fairness monitor.record
-    -> deadline check -> persist (committed) -> metrics -> Assessment
+    -> HEART -> policy -> contributions -> counterfactual scoring
+    -> [fairness monitor lock: add + audit -> deadline check -> persist (committed)]
+    -> metrics -> Assessment
 
-Fail closed: if the record cannot be written the decision is taken back from the fairness
-windows and ``AuditStoreUnavailable`` is raised; nothing unrecorded is ever returned.
+Fail closed: if the record cannot be written ``AuditStoreUnavailable`` is raised and the
+fairness window is put back exactly as it was (the decision out, what it evicted back in);
+nothing unrecorded is ever returned, and because the write happens under the monitor's lock
+no other request's audit, scrape or report ever counts an unrecorded decision.
 
 The served model is ONE immutable ``ServingModel`` (session, manifest, thresholds, ref) held
 by a single attribute. A request reads it once, so ``swap_model`` never makes a request mix
@@ -30,7 +33,7 @@ from typing import Any
 
 from fhir_adapters.features import Extraction
 from fhir_adapters.pseudonym import pseudonym
-from models.errors import RegistryError
+from models.errors import NothingToRollBack, RegistryError
 from models.gates import apply_gates
 from models.heart import heart_score
 from models.registry import RegisteredModel, Registry
@@ -267,13 +270,21 @@ class Engine:
             return self._serve(self._load(registered))
 
     def rollback(self) -> ModelRef:
-        """The registry's previous ACTIVE version (``Registry.rollback``), then serve it."""
+        """The registry's previous ACTIVE version, then serve it. The previous version is
+        loaded, gated and warmed up first; only then does the registry change
+        (``Registry.rollback``), so a failed rollback leaves registry and service as they were."""
         with self._lifecycle:
+            name = self._settings.model_name
+            registry = self._registry()
             try:
-                version = self._registry().rollback(self._settings.model_name)
+                history = registry.history(name)
+                if not history:
+                    raise NothingToRollBack(f"{name} has no previous version")
+                serving = self._load(self._registered(history[-1]))
+                registry.rollback(name)
             except RegistryError as exc:
                 raise ModelRejected(exc.reason, "nothing was rolled back") from exc
-            return self.load_version(version)
+            return self._serve(serving)
 
     # --- shadow ---------------------------------------------------------------------------
     def set_shadow(self, version: str | None) -> ModelRef | None:
@@ -290,9 +301,12 @@ class Engine:
             logger.info("shadow model set", extra={"fields": {"version": serving.ref.version}})
             return serving.ref
 
-    def shadow_check(self) -> PromotionCheck:
-        """The fairness comparison ``activate_shadow`` applies, without acting on it."""
-        shadow, model = self._shadow, self._model
+    def shadow_check(self, shadow: ShadowState | None = None) -> PromotionCheck:
+        """The fairness comparison ``activate_shadow`` applies, without acting on it; of
+        ``shadow`` when given (a caller that already read the shadow state), else of the
+        current one."""
+        shadow = shadow if shadow is not None else self._shadow
+        model = self._model
         if shadow is None:
             raise ModelRejected("no_shadow_model", "set a shadow model first")
         if model is None:
@@ -312,8 +326,8 @@ class Engine:
         Refused (PromotionRefused, nothing changes) when it is less fair than the active model
         beyond ``settings.promotion_fairness_tolerance``."""
         with self._lifecycle:
-            check = self.shadow_check()
             shadow = self._shadow
+            check = self.shadow_check(shadow)
             assert shadow is not None  # shadow_check raised otherwise
             if not check.passed:
                 self._metrics.record_promotion_refused()
@@ -467,43 +481,42 @@ class Engine:
             escalated=rec.escalated,
             mace_probability=probability,
         )
-        fairness: FairnessAudit = replace(
-            self._monitor.record(decision), counterfactual=counterfactual
-        )
-        self._metrics.observe_stage("audit", time.perf_counter() - t_audit)
-
-        assessment = Assessment(
-            request_id=request_id,
-            audit_id=audit_id,
-            created_at=created_at,
-            mace_probability=probability,
-            recommendation=rec,
-            heart=basis,
-            contributions=contributions,
-            warnings=tuple(f"{w.code} at {w.path}" for w in features.warnings)
-            + heart_warnings(heart),
-            model=model.ref,
-            fairness_audit=fairness,
-            encounter_selection=features.encounter_selection.value,
-        )
-        record = _record(assessment, extraction, bundle_sha256, labels, fairness)
+        # The decision joins the fairness window and is written to the store under the
+        # monitor's lock: if anything fails before the record is committed, the window is put
+        # back as it was, and no other request's audit ever counted it meanwhile.
         try:
-            _check_deadline(deadline)
-            t_persist = time.perf_counter()
-            existing = self._store.insert(record)
-            self._metrics.observe_stage("persist", time.perf_counter() - t_persist)
+            with self._monitor.recording(decision) as audit:
+                fairness: FairnessAudit = replace(audit, counterfactual=counterfactual)
+                self._metrics.observe_stage("audit", time.perf_counter() - t_audit)
+                assessment = Assessment(
+                    request_id=request_id,
+                    audit_id=audit_id,
+                    created_at=created_at,
+                    mace_probability=probability,
+                    recommendation=rec,
+                    heart=basis,
+                    contributions=contributions,
+                    warnings=tuple(f"{w.code} at {w.path}" for w in features.warnings)
+                    + heart_warnings(heart),
+                    model=model.ref,
+                    fairness_audit=fairness,
+                    encounter_selection=features.encounter_selection.value,
+                )
+                record = _record(assessment, extraction, bundle_sha256, labels, fairness)
+                _check_deadline(deadline)
+                t_persist = time.perf_counter()
+                existing = self._store.insert(record)
+                self._metrics.observe_stage("persist", time.perf_counter() - t_persist)
+                if existing is not None:
+                    raise _RecordedFirst(existing)
         except AuditStoreUnavailable:
-            self._monitor.discard(audit_id)
             self._metrics.record_audit_store_failure()
             logger.error("audit record not written; request refused (fail closed)")
             raise
-        except BaseException:
-            self._monitor.discard(audit_id)
-            raise
-        if existing is not None:
-            # A concurrent request with the same request_id was recorded first: it is the answer.
-            self._monitor.discard(audit_id)
-            return _replay(existing, bundle_sha256)
+        except _RecordedFirst as first:
+            # A concurrent request with the same request_id was recorded first: its
+            # assessment is the answer, and this decision was taken back out of the window.
+            return _replay(first.stored, bundle_sha256)
 
         self._metrics.record_assessment(labels, rec.band.value, basis.band.value, rec.escalated)
         self._metrics.observe_stage("total", time.perf_counter() - started)
@@ -538,12 +551,16 @@ class Engine:
                 raise UnknownReference("unknown_encounter")
         reported_at = datetime.now(UTC)
         result = self._store.record_outcome(audit_ids, mace, occurred_at, reported_at)
-        for row in self._store.decisions(result.newly_recorded):
-            self._monitor.record_outcome(row.audit_id, mace)
-            shadow = self._shadow
+        # Every joined decision, not only the newly recorded ones: a repeat of the same outcome
+        # changes nothing in a window, and it heals a window that missed the first report
+        # because the request failed after the outcome was committed.
+        shadow = self._shadow
+        for joined in audit_ids:
+            self._monitor.record_outcome(joined, mace)
             if shadow is not None:
-                shadow.monitor.record_outcome(row.audit_id, mace)
-                shadow.paired.record_outcome(row.audit_id, mace)
+                shadow.monitor.record_outcome(joined, mace)
+                shadow.paired.record_outcome(joined, mace)
+        for row in self._store.decisions(result.newly_recorded):
             self._metrics.record_outcome(row.labels, mace, row.band)
         return OutcomeAck(
             audit_id=audit_ids[-1],
@@ -576,7 +593,7 @@ class Engine:
             "disagreement_rate": disagreements / scored if scored else None,
             "shadow": summary(shadow.monitor.views(), min_mace),
             "active": summary(shadow.paired.views(), min_mace),
-            "promotion_check": self.shadow_check().to_json() if self._model else None,
+            "promotion_check": self.shadow_check(shadow).to_json() if self._model else None,
         }
 
     def close(self) -> None:
@@ -588,6 +605,12 @@ class Engine:
         self._reporter.stop()
         self._store.close()
         self._metrics.record_model_unloaded()
+
+
+class _RecordedFirst(Exception):  # noqa: N818 - control flow, never leaves the engine
+    def __init__(self, stored: StoredRequest) -> None:
+        super().__init__()
+        self.stored = stored
 
 
 def _check_deadline(deadline: float | None) -> None:

@@ -49,8 +49,12 @@ class FacilityWindow:
         return len(self._entries)
 
     # --- changes -------------------------------------------------------------------------
-    def add(self, decision: Decision) -> None:
-        """Add a decision; evict by count, and by time relative to ``decision.at``."""
+    def __contains__(self, audit_id: str) -> bool:
+        return audit_id in self._by_id
+
+    def add(self, decision: Decision) -> list[_Entry]:
+        """Add a decision; evict by count, and by time relative to ``decision.at``. Returns
+        what was evicted, oldest first, for :meth:`undo_add`."""
         if decision.audit_id in self._by_id:
             self.remove(decision.audit_id)
         labels = tuple([decision.group(attribute) for attribute in ATTRIBUTES])
@@ -65,9 +69,24 @@ class FacilityWindow:
         self._entries.append(entry)
         self._by_id[decision.audit_id] = entry
         self._apply(entry, +1)
+        evicted: list[_Entry] = []
         while len(self._entries) > self._config.window_count:
-            self._evict(self._entries.popleft())
-        self.evict_before(decision.at - self._config.window_seconds)
+            evicted.append(self._entries.popleft())
+            self._evict(evicted[-1])
+        cutoff = decision.at - self._config.window_seconds
+        while self._entries and self._entries[0].decision.at < cutoff:
+            evicted.append(self._entries.popleft())
+            self._evict(evicted[-1])
+        return evicted
+
+    def undo_add(self, audit_id: str, evicted: list[_Entry]) -> None:
+        """Take back the decision ``add`` just added and put back what it evicted (with their
+        outcomes), so the window is exactly as before the ``add``."""
+        self.remove(audit_id)
+        for entry in reversed(evicted):
+            self._entries.appendleft(entry)
+            self._by_id[entry.decision.audit_id] = entry
+            self._apply(entry, +1)
 
     def evict_before(self, cutoff: float) -> None:
         """Drop decisions made before ``cutoff`` (epoch seconds), oldest first."""

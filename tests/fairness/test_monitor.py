@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
 from service.assessment import AuditStatus
 from service.fairness import Decision, FairnessConfig, FairnessMonitor
 from service.fairness.stats import newcombe_lower, wilson_interval
+from tests.fairness.streams import stream
 
 Z = 1.959963984540054
 
@@ -171,3 +173,57 @@ def test_facilities_are_separate_and_concurrent_records_are_counted() -> None:
         t.join()
     sizes = {v.facility: v.size for v in monitor.views()}
     assert sizes == {"f0": 500, "f1": 500, "f2": 500, "f3": 500}
+
+
+def _snapshot(monitor: FairnessMonitor) -> list[Any]:
+    return [
+        (v.facility, v.size, v.verdict, v.parity, v.rows) for v in monitor.views(with_rows=True)
+    ]
+
+
+@pytest.mark.parametrize("window_seconds", [1e9, 90.0])
+def test_a_failed_recording_puts_the_window_back_exactly(window_seconds: float) -> None:
+    # Full window (by count, or by time: 60 s apart, 90 s kept), outcomes on the oldest
+    # decisions: the failed decision's evictions must come back with their outcomes.
+    decisions = list(stream(5, 12, spacing_s=60.0))
+    config = FairnessConfig(window_count=10, window_seconds=window_seconds, min_group_count=1)
+    # the clock stands at the last decision before the failed one: views() evicts nothing more
+    monitor = FairnessMonitor(config, clock=lambda: decisions[-2].at)
+    for d in decisions[:-1]:
+        monitor.record(d)
+    for d in decisions[:6]:
+        monitor.record_outcome(d.audit_id, True)
+    before = _snapshot(monitor)
+
+    class WriteFailedError(Exception):
+        pass
+
+    def failed_write() -> None:
+        with monitor.recording(decisions[-1]) as audit:
+            assert audit.window_size <= 10
+            raise WriteFailedError
+
+    with pytest.raises(WriteFailedError):
+        failed_write()
+    assert _snapshot(monitor) == before
+
+    with monitor.recording(decisions[-1]):
+        pass
+    assert _snapshot(monitor) != before
+    assert decisions[-1].audit_id in {
+        row[0].audit_id for row in monitor.views(with_rows=True)[0].rows
+    }
+
+
+def test_recording_holds_the_decision_from_other_readers() -> None:
+    decisions = list(stream(6, 3))
+    monitor = FairnessMonitor(FairnessConfig(), clock=lambda: decisions[-1].at)
+    monitor.record(decisions[0])
+    seen: list[int] = []
+    with monitor.recording(decisions[1]):
+        reader = threading.Thread(target=lambda: seen.append(monitor.views()[0].size))
+        reader.start()
+        reader.join(0.2)
+        assert reader.is_alive()  # the reader waits until the decision is durable
+    reader.join(5)
+    assert seen == [2]

@@ -6,6 +6,8 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -246,3 +248,62 @@ def test_engine_without_a_model_is_not_ready(
             engine.assess(example_bundles[0], request_id="x")
     finally:
         engine.close()
+
+
+def _window_size(engine: Engine) -> int:
+    return sum(v.size for v in engine._monitor.views())
+
+
+def test_a_failed_write_at_a_full_window_loses_no_recorded_decision(
+    make_settings: Callable[..., Settings], example_bundles: list[bytes]
+) -> None:
+    settings = make_settings(fairness_window_count=10)
+    engine = Engine.create(settings, Metrics())
+    try:
+        for i in range(10):
+            engine.assess(example_bundles[i % len(example_bundles)], request_id=f"r{i}")
+        assert _window_size(engine) == 10
+        # a repeat at a full window replays and leaves the window alone
+        engine.assess(example_bundles[9 % len(example_bundles)], request_id="r9")
+        assert _window_size(engine) == 10
+        shutil.move(settings.data_dir, settings.data_dir.with_name("moved"))
+        settings.data_dir.mkdir()
+        with pytest.raises(AuditStoreUnavailable):
+            engine.assess(example_bundles[0], request_id="lost")
+        assert _window_size(engine) == 10  # the oldest recorded decision was put back
+    finally:
+        engine.close()
+
+
+def test_concurrent_duplicates_record_once_and_audit_only_recorded_decisions(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    engine = engine_factory()
+    engine.assess(example_bundles[1], request_id="earlier")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda _: engine.assess(example_bundles[0], request_id="dup"), range(8))
+        )
+    assert len({a.audit_id for a in answers}) == 1
+    assert _assessment_rows(engine) == 2
+    assert _window_size(engine) == 2
+    # the stored audit counted the earlier decision and this one: no phantom duplicates
+    assert {a.fairness_audit.window_size for a in answers} == {2}
+
+
+def test_a_repeated_outcome_reaches_a_window_that_missed_it(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    engine = engine_factory()
+    a = engine.assess(example_bundles[3], request_id="o1")
+    # The outcome was committed but the request failed before the window heard of it (as
+    # when the store cannot be read back): only the store has it.
+    engine._store.record_outcome((a.audit_id,), True, None, datetime.now(UTC))
+    outcome = {d.audit_id: o for v in engine._monitor.views(with_rows=True) for d, o in v.rows}
+    assert outcome[a.audit_id] is None
+    ack = engine.report_outcome(
+        audit_id=a.audit_id, encounter_reference=None, mace=True, occurred_at=None
+    )
+    assert ack.duplicate
+    outcome = {d.audit_id: o for v in engine._monitor.views(with_rows=True) for d, o in v.rows}
+    assert outcome[a.audit_id] is True

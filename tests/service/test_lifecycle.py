@@ -316,6 +316,26 @@ def test_admin_rollback_serves_the_previous_version(
     assert Registry(registry).active_version(NAME) == "v1"
 
 
+def test_a_failed_rollback_changes_neither_registry_nor_service(
+    serve: Callable[..., Any], registry: Path
+) -> None:
+    served = serve(admin_token=TOKEN, model_registry=registry, registry_poll_s=0)
+    Registry(registry).promote(NAME, "v2", RELAXED_GATES)
+    served.admin.ReloadModel(triage_pb2.ReloadModelRequest(), metadata=AUTH, timeout=30)
+    # v1 still loads in the registry, but no longer passes the service's promotion gates
+    manifest_path = registry / NAME / "v1" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["metrics"]["auroc"] = 0.3  # below every gate set's minimum
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(grpc.RpcError) as err:
+        served.admin.Rollback(triage_pb2.RollbackRequest(), metadata=AUTH, timeout=30)
+    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert dict(err.value.trailing_metadata())["triage-error-reason"] == "gates_not_met"
+    assert served.engine.model_ref.version == "v2"
+    assert Registry(registry).active_version(NAME) == "v2"
+    assert Registry(registry).history(NAME) == ["v1"]  # a later rollback can still try
+
+
 def test_shadow_scores_without_touching_responses(
     serve: Callable[..., Any], registry: Path, example_bundles: list[bytes]
 ) -> None:
