@@ -162,6 +162,9 @@ class AuditStore:
             conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
             )
+        except sqlite3.Error as exc:
+            raise AuditStoreUnavailable("open_failed", type(exc).__name__) from exc
+        try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 raise AuditStoreUnavailable("wal_unavailable")
@@ -170,7 +173,10 @@ class AuditStore:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, AuditStoreUnavailable) as exc:
+            conn.close()  # a half-opened store must not keep the file open
+            if isinstance(exc, AuditStoreUnavailable):
+                raise
             raise AuditStoreUnavailable("open_failed", type(exc).__name__) from exc
         self._conn: sqlite3.Connection | None = conn
         self._identity = _file_identity(path)

@@ -521,7 +521,9 @@ class Engine:
         self._metrics.record_assessment(labels, rec.band.value, basis.band.value, rec.escalated)
         self._metrics.observe_stage("total", time.perf_counter() - started)
         shadow = self._shadow
-        if shadow is not None:
+        # The answer is recorded: a candidate may not make the clinician wait past the
+        # caller's deadline (the shadow then misses this one decision).
+        if shadow is not None and (deadline is None or time.monotonic() < deadline):
             self._score_shadow(shadow, decision, features, basis, row)
         return assessment
 
