@@ -4,6 +4,8 @@
     extract(bundle, config, *, request_time, encounter_id=None) -> Extraction
     extract_variants(bundle, config, *, request_time, encounter_id=None, variants)
         -> (Extraction, [Extraction per DemographicOverride])
+    (the same in two steps, for callers that time them apart: fhir_adapters.extract.parse
+    then fhir_adapters.extract.derive_variants)
 
 See docs/fhir_adapters.md for the features, codes and rules.
 """

@@ -1,4 +1,5 @@
-"""The public entry points: ``extract`` and ``extract_variants``."""
+"""The public entry points: ``extract`` and ``extract_variants``, and their two steps
+``parse`` and ``derive_variants`` for callers that time them apart."""
 
 from __future__ import annotations
 
@@ -7,24 +8,39 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from fhir_adapters.config import ExtractionConfig
-from fhir_adapters.derive import Base, DemographicOverride, derive_base, finish
+from fhir_adapters.derive import DemographicOverride, derive_base, finish
 from fhir_adapters.features import Extraction
-from fhir_adapters.reader import load_bundle, read_bundle
+from fhir_adapters.reader import JsonObject, load_bundle, read_bundle
 from fhir_adapters.strict import validate_strict
 
 logger = logging.getLogger(__name__)
 
 
-def _base(
-    bundle: bytes, config: ExtractionConfig, request_time: datetime, encounter_id: str | None
-) -> Base:
+def parse(bundle: bytes, config: ExtractionConfig) -> JsonObject:
+    """First step: limits, UTF-8 and JSON checks (and R4B validation in strict mode).
+    Returns the Bundle as a JSON object for :func:`derive_variants`."""
     if not config.pseudonym_key:
         # A programming error, not bad input: pseudonyms without a key are reversible.
         raise ValueError("ExtractionConfig.pseudonym_key must be set")
     root = load_bundle(bundle, config)
     if config.strict_validation:
         validate_strict(bundle)
-    return derive_base(read_bundle(root), config, request_time, encounter_id)
+    return root
+
+
+def derive_variants(
+    root: JsonObject,
+    config: ExtractionConfig,
+    *,
+    request_time: datetime,
+    encounter_id: str | None = None,
+    variants: Sequence[DemographicOverride] = (),
+) -> tuple[Extraction, list[Extraction]]:
+    """Second step: the actual extraction and one per counterfactual demographic variant, in
+    the order given; the sex-independent features are derived once, and the sex-dependent
+    part once per distinct sex (shared by the variants with that sex)."""
+    base = derive_base(read_bundle(root), config, request_time, encounter_id)
+    return finish(base), [finish(base, variant) for variant in variants]
 
 
 def extract(
@@ -39,7 +55,10 @@ def extract(
     Raises ``FhirAdapterError`` subclasses for bundles that cannot be assessed, and
     ``ValueError`` when ``config.pseudonym_key`` is empty. Naive ``request_time`` is UTC.
     """
-    return finish(_base(bundle, config, request_time, encounter_id))
+    actual, _ = derive_variants(
+        parse(bundle, config), config, request_time=request_time, encounter_id=encounter_id
+    )
+    return actual
 
 
 def extract_variants(
@@ -50,9 +69,11 @@ def extract_variants(
     encounter_id: str | None = None,
     variants: Sequence[DemographicOverride],
 ) -> tuple[Extraction, list[Extraction]]:
-    """The actual extraction and one per counterfactual demographic variant, in the order
-    given; the bundle is parsed and the sex-independent features derived once, and the
-    sex-dependent part once per distinct sex (shared by the variants with that sex)."""
-    base = _base(bundle, config, request_time, encounter_id)
-    actual = finish(base)
-    return actual, [finish(base, variant) for variant in variants]
+    """:func:`parse` then :func:`derive_variants`: the bundle is parsed once for all."""
+    return derive_variants(
+        parse(bundle, config),
+        config,
+        request_time=request_time,
+        encounter_id=encounter_id,
+        variants=variants,
+    )

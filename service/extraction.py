@@ -1,10 +1,6 @@
 """FHIR bytes -> Extraction(s), timed as two stages: parse (bytes -> JSON tree, plus R4B
 validation in strict mode) and extract (JSON tree -> features and audit attributes, and the
-counterfactual variants from the same derivation).
-
-This follows ``fhir_adapters.extract.extract_variants`` step for step, split where the stage
-boundary lies, because the public entry points time both stages as one.
-"""
+counterfactual variants from the same derivation), with ``fhir_adapters``' two steps."""
 
 from __future__ import annotations
 
@@ -14,10 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fhir_adapters.config import ExtractionConfig
-from fhir_adapters.derive import DemographicOverride, derive_base, finish
+from fhir_adapters.derive import DemographicOverride
+from fhir_adapters.extract import derive_variants, parse
 from fhir_adapters.features import Extraction
-from fhir_adapters.reader import load_bundle, read_bundle
-from fhir_adapters.strict import validate_strict
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +31,11 @@ def extract_timed(
     encounter_id: str | None,
     variants: Sequence[DemographicOverride],
 ) -> TimedExtraction:
-    if not config.pseudonym_key:
-        raise ValueError("ExtractionConfig.pseudonym_key must be set")
     t0 = time.perf_counter()
-    root = load_bundle(bundle, config)
-    if config.strict_validation:
-        validate_strict(bundle)
+    root = parse(bundle, config)
     t1 = time.perf_counter()
-    base = derive_base(read_bundle(root), config, request_time, encounter_id)
-    actual = finish(base)
-    derived = tuple(finish(base, variant) for variant in variants)
+    actual, derived = derive_variants(
+        root, config, request_time=request_time, encounter_id=encounter_id, variants=variants
+    )
     t2 = time.perf_counter()
-    return TimedExtraction(actual, derived, t1 - t0, t2 - t1)
+    return TimedExtraction(actual, tuple(derived), t1 - t0, t2 - t1)
