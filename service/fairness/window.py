@@ -73,10 +73,7 @@ class FacilityWindow:
         while len(self._entries) > self._config.window_count:
             evicted.append(self._entries.popleft())
             self._evict(evicted[-1])
-        cutoff = decision.at - self._config.window_seconds
-        while self._entries and self._entries[0].decision.at < cutoff:
-            evicted.append(self._entries.popleft())
-            self._evict(evicted[-1])
+        evicted += self.evict_before(decision.at - self._config.window_seconds)
         return evicted
 
     def undo_add(self, audit_id: str, evicted: list[_Entry]) -> None:
@@ -88,10 +85,13 @@ class FacilityWindow:
             self._by_id[entry.decision.audit_id] = entry
             self._apply(entry, +1)
 
-    def evict_before(self, cutoff: float) -> None:
-        """Drop decisions made before ``cutoff`` (epoch seconds), oldest first."""
+    def evict_before(self, cutoff: float) -> list[_Entry]:
+        """Drop decisions made before ``cutoff`` (epoch seconds), oldest first; returns them."""
+        evicted: list[_Entry] = []
         while self._entries and self._entries[0].decision.at < cutoff:
-            self._evict(self._entries.popleft())
+            evicted.append(self._entries.popleft())
+            self._evict(evicted[-1])
+        return evicted
 
     def remove(self, audit_id: str) -> bool:
         entry = self._by_id.pop(audit_id, None)
