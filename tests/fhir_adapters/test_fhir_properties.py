@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhir_adapters import Extraction, FhirAdapterError, extract
+from fhir_adapters.limits import exceeds_depth
 
 SEED = orjson.loads(
     triage(
@@ -113,3 +114,35 @@ def test_arbitrary_json(value: Any) -> None:
 def test_arbitrary_and_truncated_bytes(data: bytes, cut: int) -> None:
     run(data)
     run(orjson.dumps(SEED)[:cut])
+
+
+def _depth(node: Any) -> int:
+    """Nesting depth by definition: each object or array is one level."""
+    if isinstance(node, dict):
+        return 1 + max((_depth(v) for v in node.values()), default=0)
+    if isinstance(node, list):
+        return 1 + max((_depth(v) for v in node), default=0)
+    return 0
+
+
+# Strings full of what the byte-level depth check must not mistake for structure.
+tricky_text = st.text(alphabet='{}[]"\\\\/nu0a ', max_size=10)
+tricky_json = st.recursive(
+    st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1), tricky_text),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(tricky_text, children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=tricky_json, limit=st.integers(min_value=0, max_value=12))
+def test_depth_check_is_exact_on_valid_json(value: Any, limit: int) -> None:
+    data = orjson.dumps(value)
+    assert exceeds_depth(data, limit) == (_depth(value) > limit)
+    # Long inputs: sliced translation, the vectorised sum, and (past a few thousand
+    # escapes) the regex path all give the same answer.
+    for filler in ("[{" * 40_000, ('[\\"{\\\\' + "x" * 100) * 700, '\\"[' * 5000):
+        padded = orjson.dumps([filler, value, filler])
+        assert exceeds_depth(padded, limit + 1) == (_depth(value) + 1 > limit + 1)
