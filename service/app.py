@@ -1,15 +1,15 @@
 """Start-up and shutdown wiring of ``triage serve``.
 
 Start-up: metrics -> engine (pseudonym key, audit store, model from the registry, warm-up)
--> gRPC server (health NOT_SERVING until the engine is ready: without a loadable model the
-server still starts, answers health NOT_SERVING and Assess UNAVAILABLE, until an admin
-ReloadModel succeeds) -> /metrics HTTP ->
+-> /metrics HTTP -> gRPC server (health NOT_SERVING until the engine is ready: without a
+loadable model the server still starts, answers health NOT_SERVING and Assess UNAVAILABLE,
+until an admin ReloadModel succeeds) ->
 ``gc.freeze()`` (the import and warm-up heap is moved out of the collector's sight: no
 multi-millisecond collection pauses over it in the request tail).
 
 Shutdown (:meth:`App.stop`, on SIGTERM/SIGINT): health NOT_SERVING, new calls refused, calls in
 flight get ``settings.grace_period_s`` to finish, then ``engine.close()`` flushes and closes the
-audit store.
+audit store. A start that fails part-way undoes what it had started.
 """
 
 from __future__ import annotations
@@ -42,13 +42,21 @@ class App:
         started = time.monotonic()
         metrics = Metrics()
         engine = Engine.create(settings, metrics, require_model=False)
+        server: TriageServer | None = None
         try:
+            # /metrics before the gRPC port is bound: gRPC releases a bound port only once
+            # the server has started, so nothing may fail between binding and starting.
+            metrics_port = metrics.start_http(settings.host, settings.metrics_port)
             server, grpc_port = create_server(
                 settings, engine, metrics, admin=AdminServicer(settings, engine, metrics)
             )
-            metrics_port = metrics.start_http(settings.host, settings.metrics_port)
             server.start()
         except BaseException:
+            # Undo what was started, newest first: no listener or open store outlives a
+            # failed start.
+            if server is not None:
+                server.stop(None)
+            metrics.stop_http()
             engine.close()
             raise
         ref = engine.model_ref if engine.ready else None

@@ -275,7 +275,11 @@ def create_server(
     tracker = HealthTracker(engine)
     health_pb2_grpc.add_HealthServicer_to_server(tracker.servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
-    port = server.add_insecure_port(_address(settings.host, settings.port))
+    try:
+        # grpcio raises RuntimeError when the bind fails (older releases returned 0).
+        port = server.add_insecure_port(_address(settings.host, settings.port))
+    except RuntimeError:
+        port = 0
     if port == 0:
         raise OSError(f"could not bind the gRPC port {settings.port} on {settings.host}")
     return TriageServer(server, tracker), port
