@@ -281,6 +281,14 @@ class AuditStore:
             ).fetchone()
         return row is not None
 
+    def outcome_of(self, audit_id: str) -> bool | None:
+        """The MACE outcome reported for this decision; None while none is."""
+        with self._reading() as conn:
+            row = conn.execute(
+                "SELECT mace FROM outcomes WHERE audit_id = ?", (audit_id,)
+            ).fetchone()
+        return None if row is None else bool(row[0])
+
     def decisions(self, audit_ids: tuple[str, ...]) -> list[DecisionRow]:
         """The stored decisions with these ids (for the outcome metrics)."""
         with self._reading() as conn:

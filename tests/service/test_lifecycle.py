@@ -387,6 +387,31 @@ def test_shadow_scores_without_touching_responses(
     assert not cleared.HasField("shadow")
 
 
+def test_an_outcome_reported_before_the_shadow_scored_still_reaches_it(
+    serve: Callable[..., Any], registry: Path, example_bundles: list[bytes]
+) -> None:
+    """The outcome lands between the commit of the record and the candidate's scoring (the
+    interleaving is forced: the report runs inside the shadow step, before the original)."""
+    served = serve(admin_token=TOKEN, model_registry=registry)
+    engine = served.engine
+    engine.set_shadow("v2")
+    score_shadow = engine._score_shadow
+
+    def outcome_first(shadow: Any, decision: Any, *rest: Any) -> None:
+        engine.report_outcome(
+            audit_id=decision.audit_id, encounter_reference=None, mace=True, occurred_at=None
+        )
+        score_shadow(shadow, decision, *rest)
+
+    engine._score_shadow = outcome_first
+    answer = _assess(served, example_bundles[0], "outcome-races-shadow")
+    report = engine.shadow_report()
+    for model in ("shadow", "active"):
+        groups = [g for f in report[model]["facilities"].values() for g in f["groups"]]
+        assert any(g["mace"] == 1 for g in groups), model
+    assert engine._store.outcome_of(answer.audit_id) is True
+
+
 def test_a_less_fair_candidate_is_refused(
     serve: Callable[..., Any], registry: Path, example_bundles: list[bytes]
 ) -> None:
