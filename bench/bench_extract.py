@@ -6,8 +6,8 @@ For each bundle it also prints the floor no extractor on this machine gets under
 with orjson, the nesting-depth check and freeing the parsed tree, with nothing read from it.
 
 Two ~1 MB whole histories: the Synthea sample closest to 1 MB from ../shared/fhir-samples
-(skipped when absent), and one generated here in which nearly every entry is read (the
-worst case per megabyte).
+(skipped when absent), and a dense one generated here in which three entries in four are
+read by the rules (Synthea's are mostly claims, care plans and other resources nobody reads).
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ def synthea_history() -> tuple[bytes, str] | None:
 
 
 def dense_history(target_bytes: int = 1_000_000) -> bytes:
-    """A ~1 MB history in which nearly every entry is one the rules read: monthly visits
-    going back from the triage encounter, each with blood pressure, weight, height and a
-    cholesterol result (the worst case per megabyte)."""
+    """A ~1 MB history of monthly visits going back from the triage encounter, each an
+    Encounter with blood pressure, weight, height (read by the rules) and a cholesterol
+    result (not read)."""
 
     def visit(month: int) -> list[dict[str, object]]:
         minutes = -month * 30 * 24 * 60

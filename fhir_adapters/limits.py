@@ -8,8 +8,9 @@ nesting level per pass (or summed with numpy when there are many). For valid JSO
 is exact; for invalid JSON the caller lets the parser decide.
 
 Large inputs are translated in slices of at most 64 KiB rather than copied whole: a
-fresh megabyte-sized buffer per request costs about a millisecond of page faults here,
-while slices that small are served, and reused, from the heap.
+fresh megabyte-sized buffer per request cost ~0.6 ms of a 1 MB extraction in page faults
+here, while slices that small are served, and reused, from the heap. Past a few thousand
+escapes the regex fallback does copy the input once.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from service.engine import Engine
@@ -42,23 +43,20 @@ class App:
         started = time.monotonic()
         metrics = Metrics()
         engine = Engine.create(settings, metrics, require_model=False)
-        server: TriageServer | None = None
-        try:
-            # /metrics before the gRPC port is bound: gRPC releases a bound port only once
-            # the server has started, so nothing may fail between binding and starting.
+        # A start that fails part-way undoes what it had started, newest first, each step
+        # even if an earlier one fails.
+        with ExitStack() as undo:
+            undo.callback(engine.close)
+            # /metrics before the gRPC port is bound: grpcio frees a bound port only once its
+            # server has started, so nothing else may fail between binding and starting.
             metrics_port = metrics.start_http(settings.host, settings.metrics_port)
+            undo.callback(metrics.stop_http)
             server, grpc_port = create_server(
                 settings, engine, metrics, admin=AdminServicer(settings, engine, metrics)
             )
+            undo.callback(server.stop, None)
             server.start()
-        except BaseException:
-            # Undo what was started, newest first: no listener or open store outlives a
-            # failed start.
-            if server is not None:
-                server.stop(None)
-            metrics.stop_http()
-            engine.close()
-            raise
+            undo.pop_all()  # started: nothing to undo
         ref = engine.model_ref if engine.ready else None
         logger.info(
             "serving",

@@ -368,16 +368,16 @@ class Engine:
                     mace_probability=probability,
                 )
             )
-            # An outcome reported after the commit but before this point found no decision in
-            # the shadow's windows. Outcomes reach the store before any window, so reading it
-            # after recording misses none (a second join of the same outcome changes nothing).
+            disagrees = rec.band.value != decision.model_band
+            shadow.count(disagrees)
+            self._metrics.record_shadow(decision.facility, rec.band.value, rec.escalated, disagrees)
+            # An outcome reported after the commit but before the decision joined the shadow's
+            # windows found nothing to join. Outcomes reach the store before any window, so
+            # reading it now misses none (joining the same outcome twice changes nothing).
             mace = self._store.outcome_of(decision.audit_id)
             if mace is not None:
                 shadow.monitor.record_outcome(decision.audit_id, mace)
                 shadow.paired.record_outcome(decision.audit_id, mace)
-            disagrees = rec.band.value != decision.model_band
-            shadow.count(disagrees)
-            self._metrics.record_shadow(decision.facility, rec.band.value, rec.escalated, disagrees)
         except Exception:
             self._metrics.record_shadow_error()
             logger.exception("shadow scoring failed")

@@ -275,13 +275,14 @@ def create_server(
     tracker = HealthTracker(engine)
     health_pb2_grpc.add_HealthServicer_to_server(tracker.servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
+    failure = f"could not bind the gRPC port {settings.port} on {settings.host}"
     try:
         # grpcio raises RuntimeError when the bind fails (older releases returned 0).
         port = server.add_insecure_port(_address(settings.host, settings.port))
-    except RuntimeError:
-        port = 0
+    except RuntimeError as exc:
+        raise OSError(failure) from exc
     if port == 0:
-        raise OSError(f"could not bind the gRPC port {settings.port} on {settings.host}")
+        raise OSError(failure)
     return TriageServer(server, tracker), port
 
 

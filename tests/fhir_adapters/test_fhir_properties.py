@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+from unittest.mock import patch
 
 import orjson
 from fhir_builder import (
@@ -19,7 +20,7 @@ from fhir_builder import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fhir_adapters import Extraction, FhirAdapterError, extract
+from fhir_adapters import Extraction, FhirAdapterError, extract, limits
 from fhir_adapters.limits import exceeds_depth
 
 SEED = orjson.loads(
@@ -136,13 +137,20 @@ tricky_json = st.recursive(
 )
 
 
+# Fillers that send the check down each of its paths: slices around escapes (a few
+# thousand escapes), the regex (more), and the vectorised sum (many structural brackets).
+_FILLERS: tuple[Any, ...] = ('\\"[' * 1500, '\\"[' * 5000, [[[]]] * 1500, "[{" * 40_000)
+
+
 @settings(max_examples=200, deadline=None)
 @given(value=tricky_json, limit=st.integers(min_value=0, max_value=12))
 def test_depth_check_is_exact_on_valid_json(value: Any, limit: int) -> None:
     data = orjson.dumps(value)
     assert exceeds_depth(data, limit) == (_depth(value) > limit)
-    # Long inputs: sliced translation, the vectorised sum, and (past a few thousand
-    # escapes) the regex path all give the same answer.
-    for filler in ("[{" * 40_000, ('[\\"{\\\\' + "x" * 100) * 700, '\\"[' * 5000):
-        padded = orjson.dumps([filler, value, filler])
-        assert exceeds_depth(padded, limit + 1) == (_depth(value) + 1 > limit + 1)
+    for filler in _FILLERS:
+        padded = [filler, value, filler]
+        assert exceeds_depth(orjson.dumps(padded), limit + 1) == (_depth(padded) > limit + 1)
+    # Tiny slices put slice boundaries next to every quote, bracket and escape.
+    for size in (1, 2, 3, 7):
+        with patch.object(limits, "_SLICE", size):
+            assert exceeds_depth(data, limit) == (_depth(value) > limit)
