@@ -13,6 +13,7 @@ read by the rules (Synthea's are mostly claims, care plans and other resources n
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import sys
 import time
@@ -40,7 +41,9 @@ from fhir_builder import (  # noqa: E402
 from fhir_adapters import ExtractionConfig, extract  # noqa: E402
 from fhir_adapters.limits import exceeds_depth  # noqa: E402
 
-SAMPLES = REPO.parent / "shared" / "fhir-samples" / "synthea"
+SAMPLES = (
+    Path(os.environ.get("FHIR_SAMPLES_DIR") or REPO.parent / "shared" / "fhir-samples") / "synthea"
+)
 CONFIG = ExtractionConfig(pseudonym_key=b"bench-key")
 TARGET_TRIAGE_S = 100e-6
 TARGET_HISTORY_S = 5e-3

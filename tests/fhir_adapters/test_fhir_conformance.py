@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,12 @@ from fhir_adapters.features import (
 )
 from fhir_adapters.fhir_time import parse_fhir_datetime
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "fhir-samples"
+# ../shared/fhir-samples beside the checkout, or wherever FHIR_SAMPLES_DIR points (a CI
+# checkout elsewhere).
+SAMPLES = Path(
+    os.environ.get("FHIR_SAMPLES_DIR")
+    or Path(__file__).resolve().parents[2].parent / "shared" / "fhir-samples"
+)
 pytestmark = pytest.mark.skipif(
     not SAMPLES.is_dir(), reason=f"external FHIR samples not present at {SAMPLES}"
 )
