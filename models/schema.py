@@ -159,7 +159,8 @@ _MEASUREMENTS: tuple[tuple[str, float, str, str], ...] = (
     ("temperature_c", 36.8, "Cel", "body temperature"),
     ("bmi", 27.0, "kg/m2", "body mass index"),
 )
-_SYMPTOMS = (
+#: The Symptoms and RiskFactors flags, in model-input order (also the cohort's columns).
+SYMPTOMS: tuple[str, ...] = (
     "chest_pain",
     "shoulder_pain",
     "arm_pain",
@@ -169,7 +170,7 @@ _SYMPTOMS = (
     "nausea",
     "epigastric_pain",
 )
-_RISK_FACTORS = (
+RISK_FACTORS: tuple[str, ...] = (
     "hypertension",
     "hyperlipidaemia",
     "diabetes",
@@ -201,8 +202,8 @@ def _build_schema() -> FeatureSchema:
         FeatureSpec("ecg_st_deviation", "1", "ECG: significant ST deviation"),
         FeatureSpec("ecg_missing", "1", "no ECG before the anchor"),
     ]
-    specs += [FeatureSpec(f"symptom_{s}", "1", f"presenting symptom: {s}") for s in _SYMPTOMS]
-    specs += [FeatureSpec(f"rf_{r}", "1", f"risk factor: {r}") for r in _RISK_FACTORS]
+    specs += [FeatureSpec(f"symptom_{s}", "1", f"presenting symptom: {s}") for s in SYMPTOMS]
+    specs += [FeatureSpec(f"rf_{r}", "1", f"risk factor: {r}") for r in RISK_FACTORS]
     schema = FeatureSchema(SCHEMA_VERSION, tuple(specs))
     assert_schema_allowed(schema.names)
     return schema

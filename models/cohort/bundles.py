@@ -23,11 +23,11 @@ import orjson
 
 from fhir_adapters.features import ClinicalFeatures, EcgCategory, Measurement
 
+from ..schema import SYMPTOMS
 from . import codes as c
 from .params import CohortParams
 from .table import (
     ECG_MINUTES_BEFORE,
-    SYMPTOM_COLUMNS,
     TROPONIN_MINUTES_BEFORE,
     VITALS_MINUTES_BEFORE,
     CohortCase,
@@ -92,7 +92,7 @@ def _patient(case: CohortCase) -> Resource:
 def _encounter(case: CohortCase, anchor: datetime) -> Resource:
     s = case.features.symptoms
     reason = next(
-        (c.SYMPTOM_CODES[name] for name in SYMPTOM_COLUMNS if getattr(s, name).present),
+        (c.SYMPTOM_CODES[name] for name in SYMPTOMS if getattr(s, name).present),
         c.SYMPTOM_CODES["chest_pain"],
     )
     return {
@@ -236,7 +236,7 @@ def _conditions(case: CohortCase, anchor: datetime) -> list[Resource]:
         _condition(
             case, case.resource_id(f"sx-{name}"), c.SYMPTOM_CODES[name], "encounter-diagnosis", at
         )
-        for name in SYMPTOM_COLUMNS
+        for name in SYMPTOMS
         if getattr(f.symptoms, name).present
     ]
     history_at = anchor - timedelta(days=400)

@@ -32,6 +32,7 @@ from fhir_adapters.features import (
     UrlSource,
 )
 
+from ..schema import SYMPTOMS
 from .params import ASSAYS, FACILITIES, RACES, Assay
 
 IntArray = npt.NDArray[np.int64]
@@ -281,7 +282,7 @@ def _build_case(t: CohortTable, i: int) -> CohortCase:
                 name: _finding(
                     bool(getattr(t, name)[i]), f"Condition/{prefix}-sx-{name.replace('_', '-')}"
                 )
-                for name in SYMPTOM_COLUMNS
+                for name in SYMPTOMS
             }
         ),
         risk_factors=RiskFactors(
@@ -314,15 +315,3 @@ def _build_case(t: CohortTable, i: int) -> CohortCase:
         true_mace=bool(t.true_mace[i]),
         recorded_mace=bool(t.recorded_mace[i]),
     )
-
-
-SYMPTOM_COLUMNS: tuple[str, ...] = (
-    "chest_pain",
-    "shoulder_pain",
-    "arm_pain",
-    "jaw_pain",
-    "dyspnea",
-    "diaphoresis",
-    "nausea",
-    "epigastric_pain",
-)

@@ -11,22 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhir_adapters.features import ClinicalFeatures, Ecg, EcgCategory, Troponin
+from models.schema import SYMPTOMS
 from service import policy
 from service.assessment import HeartBasis, RiskBand
 from service.policy import BandThresholds, recommend
 
 THRESHOLDS = BandThresholds(low_upper=0.05, high_lower=0.20)
 LOW_P, MODERATE_P, HIGH_P = 0.01, 0.10, 0.40
-SYMPTOMS = (
-    "chest_pain",
-    "shoulder_pain",
-    "arm_pain",
-    "jaw_pain",
-    "dyspnea",
-    "diaphoresis",
-    "nausea",
-    "epigastric_pain",
-)
 Make = Callable[..., ClinicalFeatures]
 
 
