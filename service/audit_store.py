@@ -24,7 +24,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -335,8 +335,16 @@ class AuditStore:
         return self._conn is None
 
     # --- internals ---------------------------------------------------------------------------
+    def _writing(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._connection("write_failed")
+
+    def _reading(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._connection("read_failed")
+
     @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self, failure: str) -> Iterator[sqlite3.Connection]:
+        """The open connection, under the store lock; a SQLite error becomes
+        ``AuditStoreUnavailable(failure)``."""
         with self._lock:
             conn = self._conn
             if conn is None:
@@ -345,18 +353,7 @@ class AuditStore:
                 yield conn
             except sqlite3.Error as exc:
                 # The class name only: SQLite messages can quote values.
-                raise AuditStoreUnavailable("write_failed", type(exc).__name__) from exc
-
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise AuditStoreUnavailable("store_closed")
-            try:
-                yield conn
-            except sqlite3.Error as exc:
-                raise AuditStoreUnavailable("read_failed", type(exc).__name__) from exc
+                raise AuditStoreUnavailable(failure, type(exc).__name__) from exc
 
     def _find(self, conn: sqlite3.Connection, request_id: str) -> StoredRequest | None:
         row = conn.execute(
