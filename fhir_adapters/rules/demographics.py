@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
 
 from fhir_adapters import codes
 from fhir_adapters.facts import Demographics, PatientFact
@@ -20,6 +23,7 @@ _GENDER = {"female": ClinicalSex.FEMALE, "male": ClinicalSex.MALE}
 _BIRTHSEX = {"F": ClinicalSex.FEMALE, "M": ClinicalSex.MALE}
 _INDIVIDUAL_SEX = {codes.SNOMED_FEMALE: ClinicalSex.FEMALE, codes.SNOMED_MALE: ClinicalSex.MALE}
 MAX_PLAUSIBLE_AGE = 130.0
+_C = TypeVar("_C", bound=StrEnum)  # an audited category: Race or Ethnicity
 
 
 def clinical_sex(patient: PatientFact) -> tuple[ClinicalSex, SexSource]:
@@ -93,14 +97,9 @@ _UNKNOWN_CODES = frozenset({"UNK", "ASKU"})
 def race(demographics: Demographics) -> Race:
     """One OMB category; several -> multiple; any code outside the OMB race set (e.g. the
     ethnicity code 2135-2 sent as a race) -> invalid; none / UNK / ASKU -> unknown."""
-    found: set[Race] = set()
-    for code in demographics.race_codes:
-        if code in _UNKNOWN_CODES:
-            continue
-        category = _OMB_RACE.get(code)
-        if category is None:
-            return Race.INVALID
-        found.add(category)
+    found = _omb_categories(demographics.race_codes, _OMB_RACE)
+    if found is None:
+        return Race.INVALID
     if not found:
         return Race.UNKNOWN
     return found.pop() if len(found) == 1 else Race.MULTIPLE
@@ -108,14 +107,23 @@ def race(demographics: Demographics) -> Race:
 
 def ethnicity(demographics: Demographics) -> Ethnicity:
     """Same rules; both OMB ethnicity categories at once is a contradiction -> invalid."""
-    found: set[Ethnicity] = set()
-    for code in demographics.ethnicity_codes:
-        if code in _UNKNOWN_CODES:
-            continue
-        category = _OMB_ETHNICITY.get(code)
-        if category is None:
-            return Ethnicity.INVALID
-        found.add(category)
+    found = _omb_categories(demographics.ethnicity_codes, _OMB_ETHNICITY)
+    if found is None:
+        return Ethnicity.INVALID
     if not found:
         return Ethnicity.UNKNOWN
     return found.pop() if len(found) == 1 else Ethnicity.INVALID
+
+
+def _omb_categories(codes: tuple[str, ...], categories: Mapping[str, _C]) -> set[_C] | None:
+    """The distinct categories the codes name (UNK / ASKU skipped); None when any code is
+    outside ``categories``."""
+    found: set[_C] = set()
+    for code in codes:
+        if code in _UNKNOWN_CODES:
+            continue
+        category = categories.get(code)
+        if category is None:
+            return None
+        found.add(category)
+    return found
