@@ -100,10 +100,46 @@ def test_strict_mode_rejects_what_r4b_rejects() -> None:
     with pytest.raises(BundleRejected) as caught:
         extract(data, strict, request_time=REQUEST_TIME)
     assert caught.value.reason is Reason.STRICT_VALIDATION_FAILED
-    assert caught.value.path.startswith("$.entry")
-    assert "not-a-status" not in str(caught.value)
+    assert caught.value.path == "$.entry[2].resource.valueQuantity.value"
+    assert "not-a-number" not in str(caught.value)
     # R4 Encounters (class as a Coding) pass: the R4B models are used, not R5.
     assert extract(triage(), strict, request_time=REQUEST_TIME)
+
+
+@pytest.mark.parametrize(
+    ("case", "path"),
+    [
+        # fhir.resources raises KeyError / TypeError quoting the resourceType it looked up
+        ("unknown_resource_type", None),
+        ("non_string_resource_type", None),
+        ("unknown_contained_type", None),
+        # pydantic's location of an unknown element ends with the element's name
+        ("unknown_element", "$.entry[0].resource"),
+    ],
+)
+def test_strict_mode_errors_are_typed_and_quote_nothing(case: str, path: str | None) -> None:
+    secret = "Jane_Doe_1970_05_01"
+    pat = patient()
+    extra: list[dict[str, object]] = []
+    if case == "unknown_resource_type":
+        extra.append({"resourceType": secret, "id": "x"})
+    elif case == "non_string_resource_type":
+        extra.append({"resourceType": 1970, "id": "x"})
+    elif case == "unknown_contained_type":
+        pat["contained"] = [{"resourceType": secret, "id": "c"}]
+    else:
+        pat[secret] = True
+    strict = dataclasses.replace(CONFIG, strict_validation=True)
+    with pytest.raises(BundleRejected) as caught:
+        extract(bundle(pat, encounter(), *extra), strict, request_time=REQUEST_TIME)
+    assert caught.value.reason is Reason.STRICT_VALIDATION_FAILED
+    if path is not None:
+        assert caught.value.path == path
+    for text in (str(caught.value), repr(caught.value), caught.value.path or ""):
+        assert secret not in text
+        assert "1970" not in text
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
 
 
 def test_warnings_never_carry_values() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 from unittest.mock import patch
 
@@ -20,7 +21,7 @@ from fhir_builder import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fhir_adapters import Extraction, FhirAdapterError, extract, limits
+from fhir_adapters import Extraction, ExtractionConfig, FhirAdapterError, extract, limits
 from fhir_adapters.limits import exceeds_depth
 
 SEED = orjson.loads(
@@ -76,26 +77,41 @@ def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
     doc[path[-1]] = value
 
 
-def run(data: bytes) -> None:
+STRICT = dataclasses.replace(CONFIG, strict_validation=True)
+
+
+def run(data: bytes, config: ExtractionConfig = CONFIG) -> None:
     try:
-        result = extract(data, CONFIG, request_time=REQUEST_TIME)
+        result = extract(data, config, request_time=REQUEST_TIME)
     except FhirAdapterError:
         return
     assert isinstance(result, Extraction)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    mutations=st.lists(st.tuples(st.sampled_from(ALL_PATHS), json_value), min_size=1, max_size=4)
-)
-def test_mutated_bundles(mutations: list[tuple[tuple[Any, ...], Any]]) -> None:
+def _mutated(mutations: list[tuple[tuple[Any, ...], Any]]) -> bytes:
     doc = copy.deepcopy(SEED)
     for path, value in mutations:
         try:
             _set(doc, path, value)
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation removed the parent
-    run(orjson.dumps(doc))
+    return orjson.dumps(doc)
+
+
+mutation_lists = st.lists(st.tuples(st.sampled_from(ALL_PATHS), json_value), min_size=1, max_size=4)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutations=mutation_lists)
+def test_mutated_bundles(mutations: list[tuple[tuple[Any, ...], Any]]) -> None:
+    run(_mutated(mutations))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutations=mutation_lists)
+def test_mutated_bundles_in_strict_mode(mutations: list[tuple[tuple[Any, ...], Any]]) -> None:
+    # fhir.resources raises KeyError / TypeError for some of these; strict mode must not.
+    run(_mutated(mutations), STRICT)
 
 
 @settings(max_examples=200, deadline=None)
