@@ -85,8 +85,10 @@ SYMPTOMS: dict[str, CodeSet] = {
         frozenset({"29857009", "194828000", "4557003"}), ("R072", "R0789", "R079", "I20")
     ),
     "shoulder_pain": CodeSet(frozenset({"45326000"}), ("M2551",)),
-    # 102556003 "Pain in upper limb" is this project's choice for arm pain.
-    "arm_pain": CodeSet(frozenset({"102556003"}), ("M7960", "M7962")),
+    # 102556003 "Pain in upper limb" is this project's choice for arm pain. ICD-10-CM
+    # M79.60- is "pain in limb": only .601-.603 are the arm (.604-.606 leg, .609 unspecified
+    # limb); M79.62- upper arm and M79.63- forearm are arm pain throughout.
+    "arm_pain": CodeSet(frozenset({"102556003"}), ("M79601", "M79602", "M79603", "M7962", "M7963")),
     "jaw_pain": CodeSet(frozenset({"274667000"}), ("R6884",)),
     "dyspnea": CodeSet(frozenset({"267036007"}), ("R0600", "R0602", "R0609")),
     "diaphoresis": CodeSet(frozenset({"415690000"}), ("R61",)),  # SNOMED code unverified
@@ -104,10 +106,22 @@ HYPERLIPIDAEMIA = CodeSet(
 )
 DIABETES = CodeSet(frozenset({"44054006", "46635009"}), ("E10", "E11", "E13"))
 # 162864005 / 408512008: Synthea's "Body mass index 30+ / 40+" findings (addition).
-OBESITY = CodeSet(frozenset({"414916001", "162864005", "408512008"}), ("E66", "Z683", "Z684"))
+# clinical.md lists E66.x, but E66.3 is "Overweight" (BMI 25-29.9), not obesity (BMI > 30).
+OBESITY = CodeSet(
+    frozenset({"414916001", "162864005", "408512008"}),
+    ("E660", "E661", "E662", "E668", "E669", "Z683", "Z684"),
+)
+# Nicotine dependence (F17.2-) that is smoked: unspecified product (F17.20-), cigarettes
+# (F17.21-), other product (F17.29-); not chewing tobacco (F17.22-), and not "in remission"
+# (6th character 1: abstinent for 3 months or more, outside HEART's window).
+_SMOKED_NICOTINE_DEPENDENCE = (
+    "F17200", "F17203", "F17208", "F17209",
+    "F17210", "F17213", "F17218", "F17219",
+    "F17290", "F17293", "F17298", "F17299",
+)  # fmt: skip
 SMOKING_CONDITION = CodeSet(
     frozenset({"449868002", "77176002", "65568007"}),  # 77176002 smoker, 65568007 cigarettes
-    ("F172",),
+    _SMOKED_NICOTINE_DEPENDENCE,
 )
 ATHEROSCLEROSIS = CodeSet(
     frozenset(
@@ -130,11 +144,12 @@ ATHEROSCLEROSIS = CodeSet(
 )
 PREMATURE_CAD_FAMILY = CodeSet(frozenset({"53741008", "22298006"}), ("I21", "I22", "I25"))
 PREMATURE_ONSET_YEARS = 65.0
-# v3-RoleCode: parents and siblings (natural, half, step excluded).
+# v3-RoleCode: parents, full siblings and twins. Half-siblings (HSIB, HBRO, HSIS) are
+# second-degree relatives; step and in-law relatives share no genes: all excluded.
 FIRST_DEGREE_RELATIVES = frozenset(
     {
         "PRN", "MTH", "FTH", "NPRN", "NMTH", "NFTH",
-        "SIB", "BRO", "SIS", "NSIB", "NBRO", "NSIS", "HSIB", "HBRO", "HSIS",
+        "SIB", "BRO", "SIS", "NSIB", "NBRO", "NSIS",
         "TWIN", "TWINBRO", "TWINSIS", "FTWIN", "FTWINBRO", "FTWINSIS",
         "ITWIN", "ITWINBRO", "ITWINSIS",
     }
