@@ -218,9 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except ValidationError as err:
-        # Settings errors name the field and the constraint; the values come from the
-        # operator's own flags and environment.
-        print(f"triage: invalid settings: {err}", file=sys.stderr)
+        # The field and the constraint only: pydantic's own text quotes the input, and the
+        # input may be a secret (the pseudonym key, the admin token).
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'settings'}: {e['msg']}"
+            for e in err.errors(include_input=False, include_url=False)
+        )
+        print(f"triage: invalid settings: {problems}", file=sys.stderr)
         return USAGE
     return code
 

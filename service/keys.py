@@ -28,10 +28,8 @@ class PseudonymKeyError(RuntimeError):
 
 def load_pseudonym_key(settings: Settings) -> bytes:
     if settings.pseudonym_key is not None:
-        configured = settings.pseudonym_key.get_secret_value().encode()
-        if not configured:
-            raise PseudonymKeyError("configured pseudonym key is empty")
-        return configured
+        # Settings refuses keys shorter than MIN_SECRET_CHARS.
+        return settings.pseudonym_key.get_secret_value().encode()
     return load_or_create_key_file(settings.data_dir / KEY_FILE_NAME)
 
 

@@ -10,13 +10,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fhir_adapters.config import ExtractionConfig
 from models.gates import PromotionGates
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+MIN_SECRET_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -155,6 +158,18 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("pseudonym_key", "admin_token")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # A short pseudonym key lets anyone holding the audit store recover identifiers by
+        # hashing candidate ones (record numbers are a small space); an empty admin token
+        # would turn admin on with "Bearer " as the credential.
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_CHARS} characters (unset it to use the default)"
+            )
+        return value
 
     def extraction_config(self, pseudonym_key: bytes) -> ExtractionConfig:
         return ExtractionConfig(

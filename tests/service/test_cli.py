@@ -118,6 +118,22 @@ def test_invalid_setting_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> No
     assert cli.main(["serve"]) == cli.USAGE
 
 
+@pytest.mark.parametrize("variable", ["TRIAGE_ADMIN_TOKEN", "TRIAGE_PSEUDONYM_KEY"])
+@pytest.mark.parametrize("secret", ["", "short-secret-15"])
+def test_weak_secrets_are_refused_without_being_printed(
+    variable: str, secret: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An empty admin token used to turn admin on with "Bearer " as the credential.
+    monkeypatch.setenv(variable, secret)
+    assert cli.main(["serve"]) == cli.USAGE
+    err = capsys.readouterr().err
+    assert variable.removeprefix("TRIAGE_").lower() in err
+    assert "at least 16 characters" in err
+    assert secret == "" or secret not in err
+    monkeypatch.setenv(variable, "sixteen-chars-ok")
+    assert Settings().model_dump()[variable.removeprefix("TRIAGE_").lower()] is not None
+
+
 def test_serve_prints_ports_first_and_env_vars_work(
     start_cli_server: Callable[..., Any],
 ) -> None:
