@@ -129,7 +129,11 @@ class Engine:
         self._lifecycle = threading.RLock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
-        self._watch_skip: str | None = None  # an ACTIVE version that failed to load
+        # The registry's ACTIVE as last acted on. The watcher follows changes of ACTIVE, not
+        # differences from the served version: a version an operator pinned with
+        # ``load_version`` keeps serving until ACTIVE changes, and an ACTIVE version that
+        # failed to load is not retried until it changes again.
+        self._seen_active: str | None = None
 
     # --- construction --------------------------------------------------------------------
     @classmethod
@@ -261,7 +265,10 @@ class Engine:
         """Load ``version`` (None: the registry's ACTIVE), validate and warm it up, then swap.
         On any failure the current model keeps serving."""
         with self._lifecycle:
-            return self._serve(self._load(self._registered(version)))
+            ref = self._serve(self._load(self._registered(version)))
+            if version is None:
+                self._seen_active = ref.version
+            return ref
 
     def swap_model(self, registered: RegisteredModel) -> ModelRef:
         """Load and warm up ``registered``, then replace the served model in one assignment.
@@ -284,6 +291,7 @@ class Engine:
                 registry.rollback(name)
             except RegistryError as exc:
                 raise ModelRejected(exc.reason, "nothing was rolled back") from exc
+            self._seen_active = serving.ref.version
             return self._serve(serving)
 
     # --- shadow ---------------------------------------------------------------------------
@@ -344,6 +352,7 @@ class Engine:
                 raise ModelRejected(exc.reason, "the registry refused the promotion") from exc
             self._shadow = None
             self._metrics.record_shadow_model(None)
+            self._seen_active = ref.version
             return self._serve(shadow.model), check
 
     def _score_shadow(
@@ -391,9 +400,9 @@ class Engine:
         self._watcher.start()
 
     def check_registry(self) -> ModelRef | None:
-        """Reload when the registry's ACTIVE differs from the served version; returns the new
-        ref, or None when nothing changed. A version that failed is not retried until ACTIVE
-        changes again (its failure was counted and logged once)."""
+        """Serve the registry's ACTIVE when it has changed since last seen; returns the new
+        ref, or None when nothing was loaded. A version that fails is not retried until
+        ACTIVE changes again (its failure was counted and logged once)."""
         with self._lifecycle:
             if self._closed:
                 return None
@@ -401,17 +410,16 @@ class Engine:
                 active = self._registry().active_version(self._settings.model_name)
             except (OSError, RegistryError):
                 return None
-            model = self._model
-            if active is None or active == self._watch_skip:
+            if active is None or active == self._seen_active:
                 return None
+            self._seen_active = active
+            model = self._model
             if model is not None and model.ref.version == active:
                 return None
             try:
                 ref = self.load_version(active)
-            except ModelNotReady:
-                self._watch_skip = active
+            except ModelNotReady:  # ModelRejected too: counted and logged by the load
                 return None
-            self._watch_skip = None
             logger.info("registry watcher reloaded", extra={"fields": {"version": ref.version}})
             return ref
 

@@ -278,6 +278,27 @@ def test_the_watcher_follows_promotion_and_rollback(
     assert engine.model_ref.version == "v1"
 
 
+def test_a_pinned_version_keeps_serving_until_active_changes(
+    serve: Callable[..., Any], registry: Path
+) -> None:
+    # `triage admin reload v2` serves v2 without touching the registry (ACTIVE stays v1):
+    # the watcher must not undo that, only follow a later change of ACTIVE.
+    served = serve(model_registry=registry, registry_poll_s=3600)  # polled by hand below
+    engine = served.engine
+    assert engine.load_version("v2").version == "v2"
+    assert engine.check_registry() is None
+    assert engine.model_ref.version == "v2"
+    Registry(registry).promote(NAME, "v2", RELAXED_GATES)
+    assert engine.check_registry() is None  # ACTIVE is now what is served
+    assert Registry(registry).rollback(NAME) == "v1"
+    ref = engine.check_registry()
+    assert ref is not None
+    assert ref.version == "v1"
+    engine.load_version("v2")
+    assert engine.reload().version == "v1"  # a reload without a version serves ACTIVE again
+    assert engine.check_registry() is None
+
+
 def test_the_watcher_thread_reloads_and_stops(serve: Callable[..., Any], registry: Path) -> None:
     served = serve(model_registry=registry, registry_poll_s=0.05)
     Registry(registry).promote(NAME, "v2", RELAXED_GATES)
