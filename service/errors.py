@@ -2,7 +2,8 @@
 to gRPC status codes in one table::
 
     ServiceError                 reason: machine-readable; the message never carries patient data
-    ├── InvalidRequest           e.g. missing_request_id                      -> INVALID_ARGUMENT
+    ├── InvalidRequest           e.g. missing_request_id, missing_reference,  -> INVALID_ARGUMENT
+    │                            invalid_occurred_at, malformed_request (not protobuf)
     ├── IdempotencyConflict      same request_id, different bundle bytes;
     │                            or an outcome already reported differently   -> ALREADY_EXISTS
     ├── UnknownReference         ReportOutcome for an unknown audit/encounter -> NOT_FOUND

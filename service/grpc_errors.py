@@ -3,7 +3,10 @@
     exception                               status               reason (examples)
     fhir_adapters BundleTooLarge            RESOURCE_EXHAUSTED   too_many_bytes, too_many_entries
     fhir_adapters BundleRejected            INVALID_ARGUMENT     not_json, not_a_bundle, no_patient
-    service InvalidRequest                  INVALID_ARGUMENT     missing_request_id
+    service InvalidRequest                  INVALID_ARGUMENT     missing_request_id,
+                                                                 missing_reference,
+                                                                 invalid_occurred_at,
+                                                                 malformed_request
     service IdempotencyConflict             ALREADY_EXISTS       request_id_reused
     service UnknownReference                NOT_FOUND            unknown_audit_id
     service DeadlineExceeded                DEADLINE_EXCEEDED    deadline_exceeded

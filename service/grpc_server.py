@@ -8,6 +8,12 @@ and the bound port (``settings.port == 0`` picks a free one).
 Health (``grpc.health.v1``) reports NOT_SERVING until ``engine.ready`` (a model loaded and
 its warm-up inference passed) and follows it afterwards; on shutdown it goes NOT_SERVING for
 good before the server stops accepting calls.
+
+The triage services are registered from their descriptors (:func:`_register`), not with the
+generated ``add_*_to_server``: those deserialize with ``FromString``, and a request that is not
+valid protobuf (e.g. invalid UTF-8 in a string field) then fails inside gRPC as an uncounted
+INTERNAL that also ends an AssessStream. Here such a request is INVALID_ARGUMENT
+``malformed_request`` like every other client error (one item's error in AssessStream).
 """
 
 from __future__ import annotations
@@ -15,17 +21,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from triage.v1 import triage_pb2, triage_pb2_grpc
+from triage.v1 import triage_pb2
 
-from service import convert, grpc_errors
+from service import convert, errors, grpc_errors
 from service.assessment import Assessment, ModelRef, OutcomeAck
 from service.settings import Settings
 
@@ -93,8 +102,36 @@ class _Failures:
 
     def abort(
         self, context: grpc.ServicerContext, exc: BaseException, rpc: str, request_id: str
-    ) -> None:
+    ) -> NoReturn:
         grpc_errors.abort(context, self.status(exc, rpc, request_id), request_id)
+
+
+class MalformedRequest:
+    """What the request deserializer returns for bytes that are not the method's request
+    message, instead of raising (gRPC would answer an uncounted INTERNAL and end a stream).
+    Holds the expected type's name only, never the bytes."""
+
+    __slots__ = ("message_type",)
+
+    def __init__(self, message_type: str) -> None:
+        self.message_type = message_type
+
+    def error(self) -> errors.InvalidRequest:
+        return errors.InvalidRequest(
+            "malformed_request", f"not a valid {self.message_type} protobuf message"
+        )
+
+
+def _lenient(message_class: type[Message]) -> Callable[[bytes], Message | MalformedRequest]:
+    name = message_class.DESCRIPTOR.full_name
+
+    def deserialize(data: bytes) -> Message | MalformedRequest:
+        try:
+            return message_class.FromString(data)
+        except DecodeError:
+            return MalformedRequest(name)
+
+    return deserialize
 
 
 class TriageServicer:
@@ -122,10 +159,17 @@ class TriageServicer:
             raise  # unreachable: abort raises
 
     def AssessStream(  # noqa: N802
-        self, request_iterator: Iterator[triage_pb2.AssessRequest], context: grpc.ServicerContext
+        self,
+        request_iterator: Iterator[triage_pb2.AssessRequest | MalformedRequest],
+        context: grpc.ServicerContext,
     ) -> Iterator[triage_pb2.AssessResult]:
         deadline = _deadline(context)
         for request in request_iterator:
+            if isinstance(request, MalformedRequest):
+                # Its request_id cannot be read: the error answers the item in its place.
+                status = self._failures.status(request.error(), "AssessStream", "")
+                yield triage_pb2.AssessResult(error=grpc_errors.to_error_detail(status))
+                continue
             try:
                 value = convert.assessment(self._assess(request, deadline))
             except Exception as exc:  # noqa: BLE001 - per-item errors never end the stream
@@ -139,15 +183,13 @@ class TriageServicer:
     def ReportOutcome(  # noqa: N802
         self, request: triage_pb2.OutcomeReport, context: grpc.ServicerContext
     ) -> triage_pb2.OutcomeAck:
-        reference = request.WhichOneof("reference")
-        if reference is None:
-            grpc_errors.abort(context, _MISSING_REFERENCE, "")
         try:
-            occurred_at = (
-                request.occurred_at.ToDatetime(tzinfo=UTC)
-                if request.HasField("occurred_at")
-                else None
-            )
+            reference = request.WhichOneof("reference")
+            if reference is None:
+                raise errors.InvalidRequest(
+                    "missing_reference", "set audit_id or encounter_reference"
+                )
+            occurred_at = _occurred_at(request)
             ack = self._engine.report_outcome(
                 audit_id=request.audit_id if reference == "audit_id" else None,
                 encounter_reference=(
@@ -159,7 +201,7 @@ class TriageServicer:
             return convert.outcome_ack(ack)
         except Exception as exc:
             self._failures.abort(context, exc, "ReportOutcome", "")
-            raise
+            raise  # unreachable: abort raises
 
     def GetFairnessReport(  # noqa: N802
         self, request: triage_pb2.FairnessReportRequest, context: grpc.ServicerContext
@@ -168,15 +210,61 @@ class TriageServicer:
             return convert.fairness_report(self._engine.fairness_report())
         except Exception as exc:
             self._failures.abort(context, exc, "GetFairnessReport", "")
-            raise
+            raise  # unreachable: abort raises
 
 
-_MISSING_REFERENCE = grpc_errors.ErrorStatus(
-    grpc.StatusCode.INVALID_ARGUMENT,
-    "missing_reference",
-    "",
-    "invalid request: missing_reference (set audit_id or encounter_reference)",
-)
+def _occurred_at(request: triage_pb2.OutcomeReport) -> datetime | None:
+    if not request.HasField("occurred_at"):
+        return None
+    try:
+        return request.occurred_at.ToDatetime(tzinfo=UTC)
+    except ValueError as exc:
+        # Seconds outside years 1-9999 or nanos outside [0, 1e9): the client's error, not ours.
+        raise errors.InvalidRequest(
+            "invalid_occurred_at", "occurred_at is not a valid Timestamp (years 1 to 9999)"
+        ) from exc
+
+
+def _refusing_malformed(
+    behavior: Callable[[Any, grpc.ServicerContext], Any], failures: _Failures, rpc: str
+) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """A unary handler that answers a :class:`MalformedRequest` itself (the servicers, admin's
+    included, only ever see decoded messages)."""
+
+    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, MalformedRequest):
+            failures.abort(context, request.error(), rpc, "")
+        return behavior(request, context)
+
+    return handle
+
+
+def _register(
+    server: grpc.Server, service: ServiceDescriptor, servicer: object, failures: _Failures
+) -> None:
+    """Like the generated ``add_*Servicer_to_server``, but with request deserializers that do
+    not raise (see the module docstring). Built from the descriptor, so every method is
+    covered; a stream-stream servicer method must itself answer MalformedRequest items."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in service.methods:
+        behavior = getattr(servicer, method.name)
+        deserialize = _lenient(GetMessageClass(method.input_type))
+        serialize = GetMessageClass(method.output_type).SerializeToString
+        if method.client_streaming and method.server_streaming:
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                behavior, deserialize, serialize
+            )
+        elif not method.client_streaming and not method.server_streaming:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                _refusing_malformed(behavior, failures, method.name), deserialize, serialize
+            )
+        else:  # none in triage.proto; fail at start-up rather than serve it unguarded
+            raise NotImplementedError(f"{method.full_name}: unary-stream/stream-unary")
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    # As the generated code does: the generated stubs call these registered methods.
+    server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]
 
 
 class HealthTracker:
@@ -269,9 +357,11 @@ def create_server(
             ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ],
     )
-    triage_pb2_grpc.add_TriageServiceServicer_to_server(TriageServicer(engine, metrics), server)
+    services = triage_pb2.DESCRIPTOR.services_by_name
+    failures = _Failures(metrics)
+    _register(server, services["TriageService"], TriageServicer(engine, metrics), failures)
     if admin is not None:
-        triage_pb2_grpc.add_TriageAdminServicer_to_server(admin, server)
+        _register(server, services["TriageAdmin"], admin, failures)
     tracker = HealthTracker(engine)
     health_pb2_grpc.add_HealthServicer_to_server(tracker.servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
@@ -289,6 +379,7 @@ def create_server(
 __all__ = [
     "SERVICE_NAMES",
     "HealthTracker",
+    "MalformedRequest",
     "ModelRef",
     "TriageServer",
     "TriageServicer",

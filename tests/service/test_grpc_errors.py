@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 import orjson
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from triage.v1 import triage_pb2
 
 from fhir_adapters.errors import BundleRejected, BundleTooLarge, Reason
 from service import errors, grpc_errors
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fail(stub: Any, request: triage_pb2.AssessRequest, timeout: float = 10) -> grpc.RpcError:
@@ -189,3 +195,123 @@ def test_request_ids_that_do_not_look_like_ids_are_not_echoed() -> None:
     status = grpc_errors.classify(errors.ModelNotReady(), "Jane Doe 1961-02-03")
     assert "Jane" not in status.message
     assert grpc_errors.safe_request_id("") == "<missing>"
+
+
+# --- ReportOutcome refusals: typed, counted and logged like every other error -------------
+
+
+def _refusals(caplog: pytest.LogCaptureFixture, rpc: str) -> list[tuple[str, str]]:
+    """(code, reason) of each ``grpc_errors.log_error`` line for ``rpc``."""
+    fields = [getattr(r, "fields", {}) for r in caplog.records]
+    return [(f["code"], f["reason"]) for f in fields if f.get("rpc") == rpc]
+
+
+def _counted(served: Any, code: str, reason: str) -> float | None:
+    value: float | None = served.metrics.registry.get_sample_value(
+        "triage_errors_total", {"code": code, "reason": reason}
+    )
+    return value
+
+
+def _refused_outcome(served: Any, report: triage_pb2.OutcomeReport) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as err:
+        served.stub.ReportOutcome(report, timeout=10)
+    return err.value
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    [
+        Timestamp(seconds=2**62),
+        Timestamp(seconds=-(2**62)),
+        Timestamp(seconds=253402300800),  # 10000-01-01: one second past the Timestamp range
+        Timestamp(seconds=0, nanos=2_000_000_000),
+    ],
+    ids=["2^62", "-2^62", "year-10000", "nanos-2e9"],
+)
+def test_invalid_occurred_at_is_invalid_argument(
+    serve: Callable[..., Any], caplog: pytest.LogCaptureFixture, occurred_at: Timestamp
+) -> None:
+    """Was INTERNAL: Timestamp.ToDatetime raised ValueError outside the table."""
+    served = serve()
+    caplog.set_level(logging.INFO, logger="service.grpc_errors")
+    report = triage_pb2.OutcomeReport(audit_id="a-1", mace=True, occurred_at=occurred_at)
+    err = _refused_outcome(served, report)
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert _error_info(err).reason == "invalid_occurred_at"
+    assert _trailers(err)["triage-error-reason"] == "invalid_occurred_at"
+    assert _counted(served, "INVALID_ARGUMENT", "invalid_occurred_at") == 1
+    assert _refusals(caplog, "ReportOutcome") == [("INVALID_ARGUMENT", "invalid_occurred_at")]
+
+
+def test_occurred_at_at_the_ends_of_the_range_is_accepted(
+    serve: Callable[..., Any], example_bundles: list[bytes]
+) -> None:
+    served = serve()
+    for i, occurred_at in enumerate(
+        [Timestamp(seconds=-62135596800), Timestamp(seconds=253402300799, nanos=999_999_999)]
+    ):
+        answer = served.stub.Assess(
+            triage_pb2.AssessRequest(fhir_bundle=example_bundles[i], request_id=f"edge-{i}"),
+            timeout=10,
+        )
+        report = triage_pb2.OutcomeReport(
+            audit_id=answer.audit_id, mace=False, occurred_at=occurred_at
+        )
+        assert served.stub.ReportOutcome(report, timeout=10).audit_id == answer.audit_id
+
+
+@pytest.mark.parametrize(
+    ("report", "reason"),
+    [
+        (triage_pb2.OutcomeReport(mace=False), "missing_reference"),
+        (triage_pb2.OutcomeReport(audit_id="", mace=False), "need_audit_id_or_encounter_reference"),
+    ],
+    ids=["no-reference", "empty-audit-id"],
+)
+def test_outcome_without_a_usable_reference_is_counted_and_logged(
+    serve: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+    report: triage_pb2.OutcomeReport,
+    reason: str,
+) -> None:
+    """missing_reference used to bypass the failure accounting (no count, no log line)."""
+    served = serve()
+    caplog.set_level(logging.INFO, logger="service.grpc_errors")
+    err = _refused_outcome(served, report)
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT
+    info = _error_info(err)
+    assert info.reason == reason
+    assert info.metadata["request_id"] == "<missing>"
+    assert (_trailers(err)["triage-error-reason"], _trailers(err)["triage-error-path"]) == (
+        reason,
+        "",
+    )
+    assert _counted(served, "INVALID_ARGUMENT", reason) == 1
+    assert _refusals(caplog, "ReportOutcome") == [("INVALID_ARGUMENT", reason)]
+
+
+# --- the documented table covers every reason the code can answer -------------------------
+
+_RAISED = re.compile(
+    r"\b(?:InvalidRequest|IdempotencyConflict|UnknownReference|DeadlineExceeded|ModelNotReady"
+    r"|ModelRejected|PromotionRefused|AuditStoreUnavailable|AdminDisabled|AdminUnauthenticated"
+    r'|_connection)\(\s*"([a-z0-9_]+)"'
+)
+
+
+def _raised_reasons() -> set[str]:
+    reasons = {r.value for r in Reason}
+    for source in (ROOT / "service").glob("*.py"):
+        reasons.update(_RAISED.findall(source.read_text()))
+    return reasons
+
+
+def test_every_reason_raised_is_documented() -> None:
+    """docs/service.md's error table names each reason (model-load checks may be named in
+    docs/lifecycle.md's table, which the error table refers to)."""
+    reasons = _raised_reasons()
+    assert {"missing_reference", "invalid_occurred_at", "malformed_request"} <= reasons
+    docs = (ROOT / "docs" / "service.md").read_text() + (ROOT / "docs" / "lifecycle.md").read_text()
+    missing = sorted(r for r in reasons if f"`{r}`" not in docs)
+    assert not missing, f"reasons missing from the error tables: {missing}"
