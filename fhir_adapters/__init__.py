@@ -6,6 +6,7 @@
         -> (Extraction, [Extraction per DemographicOverride])
     (the same in two steps, for callers that time them apart: fhir_adapters.extract.parse
     then fhir_adapters.extract.derive_variants)
+    cited_references(bundle, config) -> every reference a feature's source can be
 
 See docs/fhir_adapters.md for the features, codes and rules.
 """
@@ -13,7 +14,7 @@ See docs/fhir_adapters.md for the features, codes and rules.
 from fhir_adapters.config import ExtractionConfig
 from fhir_adapters.derive import DemographicOverride
 from fhir_adapters.errors import BundleRejected, BundleTooLarge, FhirAdapterError, Reason
-from fhir_adapters.extract import extract, extract_variants
+from fhir_adapters.extract import cited_references, extract, extract_variants
 from fhir_adapters.features import Extraction
 from fhir_adapters.warnings import WarningCode
 
@@ -26,6 +27,7 @@ __all__ = [
     "FhirAdapterError",
     "Reason",
     "WarningCode",
+    "cited_references",
     "extract",
     "extract_variants",
 ]

@@ -43,6 +43,22 @@ def derive_variants(
     return finish(base), [finish(base, variant) for variant in variants]
 
 
+def cited_references(bundle: bytes, config: ExtractionConfig) -> frozenset[str]:
+    """Every resource reference an extraction of ``bundle`` can cite as a feature's source:
+    lets a caller that stored pseudonyms of the sources map them back given the bundle."""
+    facts = read_bundle(parse(bundle, config))
+    headers = (
+        *(o.header for o in facts.observations),
+        *(c.header for c in facts.conditions),
+        *(p.header for p in facts.procedures),
+        *(r.header for r in facts.reports),
+        *(f.header for f in facts.family_histories),
+    )
+    return frozenset(
+        (facts.patient.ref, *(e.ref for e in facts.encounters), *(h.ref for h in headers))
+    )
+
+
 def extract(
     bundle: bytes,
     config: ExtractionConfig,

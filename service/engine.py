@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from fhir_adapters import cited_references
 from fhir_adapters.features import Extraction
 from fhir_adapters.pseudonym import pseudonym
 from models.errors import NothingToRollBack, RegistryError
@@ -49,6 +50,7 @@ from service.assessment_codec import dumps
 from service.audit_store import AuditRecord, AuditStore, StoredRequest
 from service.contributions import ContributionExplainer
 from service.counterfactual import evaluate, variant_grid
+from service.deidentify import restore_sources, stored_assessment, stored_features
 from service.errors import (
     AuditStoreUnavailable,
     DeadlineExceeded,
@@ -449,7 +451,7 @@ class Engine:
         bundle_sha256 = hashlib.sha256(bundle).hexdigest()
         stored = self._store.find(request_id)
         if stored is not None:
-            return _replay(stored, bundle_sha256)
+            return self._replay(stored, bundle, bundle_sha256)
 
         created_at = datetime.now(UTC)
         extracted = extract_timed(
@@ -517,7 +519,7 @@ class Engine:
                     fairness_audit=fairness,
                     encounter_selection=features.encounter_selection.value,
                 )
-                record = _record(assessment, extraction, bundle_sha256, labels, fairness)
+                record = _record(assessment, extraction, bundle_sha256, labels, fairness, self._key)
                 _check_deadline(deadline)
                 t_persist = time.perf_counter()
                 existing = self._store.insert(record)
@@ -531,7 +533,7 @@ class Engine:
         except _RecordedFirst as first:
             # A concurrent request with the same request_id was recorded first: its
             # assessment is the answer, and this decision was taken back out of the window.
-            return _replay(first.stored, bundle_sha256)
+            return self._replay(first.stored, bundle, bundle_sha256)
 
         self._metrics.record_assessment(labels, rec.band.value, basis.band.value, rec.escalated)
         self._metrics.observe_stage("total", time.perf_counter() - started)
@@ -541,6 +543,14 @@ class Engine:
         if shadow is not None and (deadline is None or time.monotonic() < deadline):
             self._score_shadow(shadow, decision, features, basis, row)
         return assessment
+
+    def _replay(self, stored: StoredRequest, bundle: bytes, bundle_sha256: str) -> Assessment:
+        """The recorded answer to a retried request_id. The store keeps pseudonymised
+        sources (``service.deidentify``); the retry's bundle, the same bytes, maps them back."""
+        if stored.bundle_sha256 != bundle_sha256:
+            raise IdempotencyConflict("request_id_reused")
+        references = cited_references(bundle, self._extraction_config)
+        return restore_sources(stored.assessment, references, self._key)
 
     # --- outcomes ------------------------------------------------------------------------------
     def report_outcome(
@@ -635,26 +645,21 @@ def _check_deadline(deadline: float | None) -> None:
         raise DeadlineExceeded()
 
 
-def _replay(stored: StoredRequest, bundle_sha256: str) -> Assessment:
-    if stored.bundle_sha256 != bundle_sha256:
-        raise IdempotencyConflict("request_id_reused")
-    return stored.assessment
-
-
 def _record(
     assessment: Assessment,
     extraction: Extraction,
     bundle_sha256: str,
     labels: GroupLabels,
     fairness: FairnessAudit,
+    key: bytes,
 ) -> AuditRecord:
     return AuditRecord(
         assessment=assessment,
-        assessment_json=dumps(assessment),
+        assessment_json=dumps(stored_assessment(assessment, key)),
         bundle_sha256=bundle_sha256,
         patient_pseudonym=extraction.audit.patient_pseudonym,
         encounter_pseudonym=extraction.audit.encounter_pseudonym,
-        features_json=dumps(extraction.features),
+        features_json=stored_features(extraction.features, key),
         recommendation_json=dumps(assessment.recommendation),
         fairness_json=dumps(fairness),
         labels=labels,

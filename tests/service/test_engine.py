@@ -10,9 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from fhir_adapters.errors import BundleRejected
+from fhir_adapters.pseudonym import pseudonym
 from models.registry import RegisteredModel
 from service.assessment import RiskBand
 from service.engine import Engine
@@ -83,6 +85,31 @@ def test_repeated_request_id_replays_the_same_assessment_and_records_once(
     assert _assessment_rows(engine) == 1
     with pytest.raises(IdempotencyConflict):
         engine.assess(example_bundles[2], request_id="same")
+
+
+def test_the_store_keeps_pseudonyms_not_the_bundles_identifiers(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    engine = engine_factory()
+    bundle = example_bundles[1]
+    doc = orjson.loads(bundle)
+    references = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in doc["entry"]}
+    birth_date = next(
+        e["resource"]["birthDate"]
+        for e in doc["entry"]
+        if e["resource"]["resourceType"] == "Patient"
+    )
+    first = engine.assess(bundle, request_id="deid")
+    cited = {s for c in first.contributions for s in c.sources}
+    assert cited & references  # the answer cites the bundle's resources ...
+    with sqlite3.connect(engine._settings.audit_db_path) as conn:
+        row = " ".join(str(v) for v in conn.execute("SELECT * FROM assessments").fetchone())
+    for reference in references:  # ... the store none of them
+        assert reference not in row
+    assert birth_date not in row
+    assert pseudonym(engine._key, next(iter(cited))) in row
+    # A retry gets exactly the first answer back: the bundle maps the pseudonyms back.
+    assert engine.assess(bundle, request_id="deid") == first
 
 
 def test_missing_request_id_is_invalid(
