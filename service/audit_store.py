@@ -37,7 +37,7 @@ from service.labels import GroupLabels
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS assessments (
@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS assessments (
     sex                 TEXT NOT NULL,
     age_band            TEXT NOT NULL,
     fairness_json       TEXT,
-    assessment_json     TEXT NOT NULL
+    assessment_json     TEXT NOT NULL,
+    requested_encounter TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS assessments_encounter ON assessments (encounter_pseudonym);
 CREATE INDEX IF NOT EXISTS assessments_time ON assessments (facility, created_epoch);
@@ -83,8 +84,8 @@ INSERT INTO assessments (
     encounter_pseudonym, model_name, model_version, model_sha256, execution_provider,
     features_json, mace_probability, band, heart_band, esi_level, escalated,
     recommendation_json, facility, race, ethnicity, sex, age_band, fairness_json,
-    assessment_json
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    assessment_json, requested_encounter
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (request_id) DO NOTHING
 """
 
@@ -117,13 +118,17 @@ class AuditRecord:
     fairness_json: str | None
     labels: GroupLabels
     heart_band: str
+    # Keyed pseudonym of the encounter the request named; "" when it named none.
+    requested_encounter: str
 
 
 @dataclass(frozen=True, slots=True)
 class StoredRequest:
-    """What idempotency needs: the bytes' hash and the Assessment to replay."""
+    """What idempotency needs: the bytes' hash, the encounter the request named (None for
+    records written before schema 2, which did not keep it) and the Assessment to replay."""
 
     bundle_sha256: str
+    requested_encounter: str | None
     assessment: Assessment
 
 
@@ -171,6 +176,7 @@ class AuditStore:
             conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             conn.execute("PRAGMA foreign_keys=ON")
+            _migrate(conn)
             conn.executescript(_SCHEMA)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (sqlite3.Error, AuditStoreUnavailable) as exc:
@@ -213,6 +219,7 @@ class AuditStore:
             record.labels.age_band,
             record.fairness_json,
             record.assessment_json,
+            record.requested_encounter,
         )
         with self._writing() as conn:
             inserted = conn.execute(_INSERT, params).rowcount == 1
@@ -357,17 +364,32 @@ class AuditStore:
 
     def _find(self, conn: sqlite3.Connection, request_id: str) -> StoredRequest | None:
         row = conn.execute(
-            "SELECT bundle_sha256, assessment_json FROM assessments WHERE request_id = ?",
+            "SELECT bundle_sha256, requested_encounter, assessment_json FROM assessments"
+            " WHERE request_id = ?",
             (request_id,),
         ).fetchone()
         if row is None:
             return None
-        return StoredRequest(row[0], assessment_from_json(row[1]))
+        return StoredRequest(row[0], row[1], assessment_from_json(row[2]))
 
     def _check_same_file(self) -> None:
         """A committed write only counts if it went to the file at ``path``."""
         if _file_identity(self.path) != self._identity:
             raise AuditStoreUnavailable("store_file_replaced")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an older version up to ``SCHEMA_VERSION`` in place."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'assessments'"
+    ).fetchone()
+    if exists is None or version >= SCHEMA_VERSION:
+        return
+    if version < 2:
+        # 2: the encounter the request named, so that a retry naming another one is a
+        # conflict, not a replay. Older rows keep NULL: not compared.
+        conn.execute("ALTER TABLE assessments ADD COLUMN requested_encounter TEXT")
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:

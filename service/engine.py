@@ -449,9 +449,10 @@ class Engine:
             raise ModelNotReady()
         _check_deadline(deadline)
         bundle_sha256 = hashlib.sha256(bundle).hexdigest()
+        requested = pseudonym(self._key, encounter_id) if encounter_id else ""
         stored = self._store.find(request_id)
         if stored is not None:
-            return self._replay(stored, bundle, bundle_sha256)
+            return self._replay(stored, bundle, bundle_sha256, requested)
 
         created_at = datetime.now(UTC)
         extracted = extract_timed(
@@ -519,7 +520,9 @@ class Engine:
                     fairness_audit=fairness,
                     encounter_selection=features.encounter_selection.value,
                 )
-                record = _record(assessment, extraction, bundle_sha256, labels, fairness, self._key)
+                record = _record(
+                    assessment, extraction, bundle_sha256, requested, labels, fairness, self._key
+                )
                 _check_deadline(deadline)
                 t_persist = time.perf_counter()
                 existing = self._store.insert(record)
@@ -533,7 +536,7 @@ class Engine:
         except _RecordedFirst as first:
             # A concurrent request with the same request_id was recorded first: its
             # assessment is the answer, and this decision was taken back out of the window.
-            return self._replay(first.stored, bundle, bundle_sha256)
+            return self._replay(first.stored, bundle, bundle_sha256, requested)
 
         self._metrics.record_assessment(labels, rec.band.value, basis.band.value, rec.escalated)
         self._metrics.observe_stage("total", time.perf_counter() - started)
@@ -544,10 +547,16 @@ class Engine:
             self._score_shadow(shadow, decision, features, basis, row)
         return assessment
 
-    def _replay(self, stored: StoredRequest, bundle: bytes, bundle_sha256: str) -> Assessment:
-        """The recorded answer to a retried request_id. The store keeps pseudonymised
-        sources (``service.deidentify``); the retry's bundle, the same bytes, maps them back."""
-        if stored.bundle_sha256 != bundle_sha256:
+    def _replay(
+        self, stored: StoredRequest, bundle: bytes, bundle_sha256: str, requested: str
+    ) -> Assessment:
+        """The recorded answer to a retried request_id: the same bundle and the same named
+        encounter (another encounter of the same bundle is another question). The store keeps
+        pseudonymised sources (``service.deidentify``); the retry's bundle maps them back."""
+        if stored.bundle_sha256 != bundle_sha256 or stored.requested_encounter not in (
+            None,
+            requested,
+        ):
             raise IdempotencyConflict("request_id_reused")
         references = cited_references(bundle, self._extraction_config)
         return restore_sources(stored.assessment, references, self._key)
@@ -649,6 +658,7 @@ def _record(
     assessment: Assessment,
     extraction: Extraction,
     bundle_sha256: str,
+    requested_encounter: str,
     labels: GroupLabels,
     fairness: FairnessAudit,
     key: bytes,
@@ -664,4 +674,5 @@ def _record(
         fairness_json=dumps(fairness),
         labels=labels,
         heart_band=assessment.heart.band.value,
+        requested_encounter=requested_encounter,
     )

@@ -71,6 +71,7 @@ def record(
     bundle_sha256: str = "0" * 64,
     encounter_pseudonym: str | None = "enc-pseudonym",
     labels: GroupLabels = LABELS,
+    requested_encounter: str = "",
 ) -> AuditRecord:
     return AuditRecord(
         assessment=value,
@@ -83,4 +84,5 @@ def record(
         fairness_json=dumps(value.fairness_audit),
         labels=labels,
         heart_band=value.heart.band.value,
+        requested_encounter=requested_encounter,
     )

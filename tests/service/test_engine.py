@@ -112,6 +112,29 @@ def test_the_store_keeps_pseudonyms_not_the_bundles_identifiers(
     assert engine.assess(bundle, request_id="deid") == first
 
 
+def test_a_retry_naming_another_encounter_is_a_conflict_not_a_replay(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    engine = engine_factory()
+    bundle = example_bundles[1]
+    encounter_id = next(
+        e["resource"]["id"]
+        for e in orjson.loads(bundle)["entry"]
+        if e["resource"]["resourceType"] == "Encounter"
+    )
+    first = engine.assess(bundle, request_id="enc", encounter_id=encounter_id)
+    assert engine.assess(bundle, request_id="enc", encounter_id=encounter_id) == first
+    with pytest.raises(IdempotencyConflict):
+        engine.assess(bundle, request_id="enc")
+    with pytest.raises(IdempotencyConflict):
+        engine.assess(bundle, request_id="enc", encounter_id="another")
+    unnamed = engine.assess(bundle, request_id="unnamed")
+    with pytest.raises(IdempotencyConflict):
+        engine.assess(bundle, request_id="unnamed", encounter_id=encounter_id)
+    assert engine.assess(bundle, request_id="unnamed") == unnamed
+    assert _assessment_rows(engine) == 2
+
+
 def test_missing_request_id_is_invalid(
     engine_factory: Factory, example_bundles: list[bytes]
 ) -> None:
