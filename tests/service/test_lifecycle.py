@@ -568,7 +568,7 @@ def test_the_admin_cli(serve: Callable[..., Any], registry: Path) -> None:
     refused = admin("rollback")
     assert refused.returncode == 1
     assert "FAILED_PRECONDITION nothing_to_roll_back" in refused.stderr
-    wrong = admin("status", TRIAGE_ADMIN_TOKEN="wrong")
+    wrong = admin("status", TRIAGE_ADMIN_TOKEN="a-wrong-admin-token")
     assert wrong.returncode == 1
     assert "UNAUTHENTICATED" in wrong.stderr
     assert TOKEN not in wrong.stderr + wrong.stdout
