@@ -56,6 +56,9 @@ ECG_NONSPECIFIC = frozenset(
 )
 ECG_NORMAL = frozenset({"164854000"})  # addition: "Electrocardiogram normal"
 ECG_FINDINGS = ECG_ST_DEVIATION | ECG_NONSPECIFIC | ECG_NORMAL
+# The ECG study an Observation may be (11524-6 "EKG study"): its components may carry the
+# findings above.
+ECG_LOINC = frozenset({"11524-6"})
 
 # --- symptom observation carrying the symptom as its value (addition) -----------------------
 SYMPTOM_OBSERVATION = "75325-1"  # LOINC "Symptom"

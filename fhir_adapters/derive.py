@@ -83,10 +83,8 @@ def derive_base(
     encounter_id: str | None,
 ) -> Base:
     warnings = Warnings(list(facts.warnings))
-    anchor, selection = select_anchor(
-        facts.encounters, facts.patient, to_utc(request_time), encounter_id, warnings
-    )
-    ctx = Context.build(facts.patient, anchor, facts.full_urls, facts.local_refs, warnings)
+    anchor, selection = select_anchor(facts, to_utc(request_time), encounter_id, warnings)
+    ctx = Context.build(facts, anchor, warnings)
     observations = [o for o in facts.observations if ctx.usable(o.header, subject_path=".subject")]
     reports = [r for r in facts.reports if ctx.usable(r.header, subject_path=".subject")]
     conditions = usable_conditions(ctx, facts.conditions)
@@ -104,7 +102,7 @@ def derive_base(
         anchor=anchor,
         selection=selection,
         observations=tuple(observations),
-        age=demographics.age(facts.patient, anchor.time),
+        age=demographics.age(facts.patient, anchor.local_date),
         vitals=vitals,
         ecg=ecg,
         symptoms=symptoms,
@@ -145,9 +143,7 @@ def _features(base: Base, sex: ClinicalSex) -> ClinicalFeatures:
     """Builds ClinicalFeatures from the sex-independent base and the sex. Deliberately
     takes no race or ethnicity."""
     warnings = Warnings(list(base.warnings))
-    ctx = Context.build(
-        base.facts.patient, base.anchor, base.facts.full_urls, base.facts.local_refs, warnings
-    )
+    ctx = Context.build(base.facts, base.anchor, warnings)
     troponin = derive_troponin(ctx, list(base.observations), sex, base.config.troponin_staleness)
     vitals = base.vitals
     return ClinicalFeatures(

@@ -38,6 +38,10 @@ class Component:
     codes: tuple[Coding, ...]
     quantity: Quantity | None
     absent: bool  # dataAbsentReason given
+    # Read only on ECG Observations (``ECG_OBSERVATION``), the one place a component's
+    # coded or boolean value is used: elsewhere () / None, so that BP panels cost nothing more.
+    value_codes: tuple[Coding, ...] = ()
+    value_boolean: bool | None = None
 
 
 @dataclass(slots=True)
@@ -127,6 +131,10 @@ class EncounterFact:
     reason_codes: tuple[Coding, ...]
     service_provider: str | None
     location: str | None
+    # period.start as read (the JSON string; the date / datetime / str an R4B model holds),
+    # kept for ``fhir_time.local_date`` of the one Encounter chosen as anchor: parsing the
+    # local date of every Encounter would be wasted work.
+    start_raw: object = None
 
 
 @dataclass(slots=True)
@@ -185,25 +193,42 @@ _FINDING_SNOMED = codes.ECG_FINDINGS | frozenset().union(
 )
 
 
-_RELEVANT_CODINGS = frozenset(
-    {(codes.LOINC, code) for code in _FEATURE_LOINC}
-    | {(codes.SNOMED, code) for code in _FINDING_SNOMED}
-)
+NOT_RELEVANT = 0
+RELEVANT = 1
+ECG_OBSERVATION = 2  # relevant, and its components may carry ECG findings: read their values
+
+_RELEVANCE: dict[Coding, int] = {
+    **{(codes.LOINC, code): RELEVANT for code in _FEATURE_LOINC},
+    **{(codes.SNOMED, code): RELEVANT for code in _FINDING_SNOMED},
+    **{(codes.LOINC, code): ECG_OBSERVATION for code in codes.ECG_LOINC},
+    **{(codes.SNOMED, code): ECG_OBSERVATION for code in codes.ECG_FINDINGS},
+}
 _ECG_VALUE_CODINGS = frozenset((codes.SNOMED, code) for code in codes.ECG_FINDINGS)
 
 
-def observation_is_relevant(obs_codes: tuple[Coding, ...], value_codes: tuple[Coding, ...]) -> bool:
+def observation_relevance(obs_codes: tuple[Coding, ...], value_codes: tuple[Coding, ...]) -> int:
+    """NOT_RELEVANT (0, falsy) when no rule uses the Observation; ECG_OBSERVATION when it is
+    an ECG (an ECG LOINC code, or an ECG finding as its code or value); else RELEVANT.
+    One dict lookup per coding: this gate runs on every Observation in the bundle."""
+    relevance = NOT_RELEVANT
     for coding in obs_codes:
-        if coding in _RELEVANT_CODINGS:
-            return True
+        kind = _RELEVANCE.get(coding)
+        if kind is not None:
+            if kind == ECG_OBSERVATION:
+                return kind
+            relevance = kind
     for coding in value_codes:
         if coding in _ECG_VALUE_CODINGS:
-            return True
-    return any(
+            return ECG_OBSERVATION
+    if relevance:
+        return relevance
+    if any(
         system in codes.ICD10_SYSTEMS
         and code.replace(".", "").upper().startswith(codes.SYMPTOM_ICD_PREFIXES)
         for system, code in obs_codes
-    )
+    ):
+        return RELEVANT
+    return NOT_RELEVANT
 
 
 PROCEDURE_CODES = codes.ATHEROSCLEROSIS

@@ -114,9 +114,26 @@ class Troponin:
 
 @dataclass(frozen=True, slots=True)
 class Ecg:
+    """HEART's ECG item and its provenance.
+
+    ``status`` is PRESENT when ``category`` is known; MISSING when no ECG finding was
+    recorded (no source); STALE when the latest ECG is older than the staleness window:
+    ``category`` is then UNKNOWN (a stale ECG is not scored) but ``source`` and
+    ``effective`` name the stale resource. The default keeps ``Ecg(category, source,
+    effective)`` meaning what it did: an UNKNOWN category left at the default is MISSING.
+    """
+
     category: EcgCategory
     source: str | None = None
     effective: datetime | None = None
+    status: Status = Status.PRESENT
+
+    def __post_init__(self) -> None:
+        if self.category is EcgCategory.UNKNOWN:
+            if self.status is Status.PRESENT:  # nothing to score is never "present"
+                object.__setattr__(self, "status", Status.MISSING)
+        elif self.status is not Status.PRESENT:
+            raise ValueError("an ECG with a known category is present")
 
 
 @dataclass(frozen=True, slots=True)

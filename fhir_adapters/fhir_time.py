@@ -61,6 +61,23 @@ def _from_partial(match: re.Match[str] | None, *, month: bool) -> datetime | Non
     return datetime(year, int(match.group(2)) if month else 1, 1, tzinfo=UTC)
 
 
+def local_date(value: object) -> date | None:
+    """The calendar date a FHIR date / dateTime names where it was recorded, i.e. in the
+    offset it was written with: "2025-03-01T20:00:00-08:00" -> 2025-03-01 (in UTC it is
+    already 2025-03-02). Takes the JSON string, or the date / datetime an R4B model holds.
+    ``None`` when unreadable (as ``parse_fhir_datetime``)."""
+    if isinstance(value, datetime):  # before date: a datetime is a date
+        return value.date()  # an aware datetime's own (local) date
+    if isinstance(value, date):
+        return value
+    utc = parse_fhir_datetime(value)
+    if utc is None or not isinstance(value, str):
+        return None
+    if "T" in value:  # a dateTime with a time: its date before conversion to UTC
+        return datetime.fromisoformat(value).date()
+    return utc.date()  # a (partial) date: UTC midnight of that very date
+
+
 def to_utc(value: datetime) -> datetime:
     """Naive datetimes are read as UTC (documented)."""
     if value.tzinfo is None:

@@ -19,6 +19,7 @@ from fhir_adapters import codes
 from fhir_adapters.config import ExtractionConfig
 from fhir_adapters.errors import BundleRejected, BundleTooLarge, Reason
 from fhir_adapters.facts import (
+    ECG_OBSERVATION,
     MALFORMED_REFERENCE,
     PROCEDURE_CODES,
     BundleFacts,
@@ -35,7 +36,7 @@ from fhir_adapters.facts import (
     Quantity,
     ReferenceRange,
     ReportFact,
-    observation_is_relevant,
+    observation_relevance,
 )
 from fhir_adapters.features import ExtractionWarning
 from fhir_adapters.fhir_time import parse_fhir_datetime
@@ -291,6 +292,7 @@ class _Reader:
         if locations and isinstance(locations[0], dict):
             location = _reference(locations[0].get("location")) or None
         period = _obj(res.get("period"))
+        start = None if period is None else period.get("start")
         self.encounters.append(
             EncounterFact(
                 entry=index,
@@ -299,10 +301,11 @@ class _Reader:
                 full_url=full_url,
                 status=_str(res.get("status")),
                 subject=_reference(res.get("subject")),
-                start=None if period is None else _time(period.get("start")),
+                start=_time(start),
                 reason_codes=_concepts(res.get("reasonCode")),
                 service_provider=_reference(res.get("serviceProvider")) or None,
                 location=location,
+                start_raw=start,
             )
         )
 
@@ -310,21 +313,26 @@ class _Reader:
     def _observation(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:
         obs_codes = _codings(res.get("code"))
         value_codes = _codings(res.get("valueCodeableConcept"))
-        if not observation_is_relevant(obs_codes, value_codes):
+        relevance = observation_relevance(obs_codes, value_codes)
+        if not relevance:
             return
         components = []
         component_list = res.get("component")
         if type(component_list) is list:
+            ecg = relevance == ECG_OBSERVATION
             for c_index, component in enumerate(component_list):
                 if type(component) is dict:
-                    components.append(
-                        Component(
-                            c_index,
-                            _codings(component.get("code")),
-                            _quantity(component.get("valueQuantity")),
-                            component.get("dataAbsentReason") is not None,
-                        )
+                    item = Component(
+                        c_index,
+                        _codings(component.get("code")),
+                        _quantity(component.get("valueQuantity")),
+                        component.get("dataAbsentReason") is not None,
                     )
+                    if ecg:  # only an ECG's components carry findings as coded / boolean values
+                        item.value_codes = _codings(component.get("valueCodeableConcept"))
+                        boolean = component.get("valueBoolean")
+                        item.value_boolean = boolean if type(boolean) is bool else None
+                    components.append(item)
         ranges = []
         range_list = res.get("referenceRange")
         if type(range_list) is list:

@@ -22,6 +22,7 @@ from fhir_adapters.config import ExtractionConfig
 from fhir_adapters.derive import derive_base, finish
 from fhir_adapters.errors import BundleRejected, BundleTooLarge, Reason
 from fhir_adapters.facts import (
+    ECG_OBSERVATION,
     MALFORMED_REFERENCE,
     PROCEDURE_CODES,
     BundleFacts,
@@ -38,7 +39,7 @@ from fhir_adapters.facts import (
     Quantity,
     ReferenceRange,
     ReportFact,
-    observation_is_relevant,
+    observation_relevance,
 )
 from fhir_adapters.features import Extraction
 from fhir_adapters.fhir_time import date_to_utc, parse_fhir_datetime, to_utc
@@ -231,6 +232,7 @@ class _ModelReader:
                 status=res.status,
                 subject=_reference(res.subject),
                 start=None if res.period is None else _time(res.period.start),
+                start_raw=None if res.period is None else res.period.start,
                 reason_codes=_concepts(res.reasonCode),
                 service_provider=_reference(res.serviceProvider) or None,
                 location=location,
@@ -240,14 +242,19 @@ class _ModelReader:
     def _Observation(self, index: int, ref: str, full_url: str | None, res: Model) -> None:  # noqa: N802
         obs_codes = _codings(res.code)
         value_codes = _codings(res.valueCodeableConcept)
-        if not observation_is_relevant(obs_codes, value_codes):
+        relevance = observation_relevance(obs_codes, value_codes)
+        if not relevance:
             return
+        ecg = relevance == ECG_OBSERVATION
         components = tuple(
             Component(
                 c_index,
                 _codings(component.code),
                 _quantity(component.valueQuantity),
                 component.dataAbsentReason is not None,
+                # as the fast reader: component values are read on ECG Observations only
+                _codings(component.valueCodeableConcept) if ecg else (),
+                component.valueBoolean if ecg else None,
             )
             for c_index, component in enumerate(res.component or ())
         )

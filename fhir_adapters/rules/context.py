@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
-from fhir_adapters.facts import MALFORMED_REFERENCE, EncounterFact, Header, PatientFact
+from fhir_adapters.facts import (
+    MALFORMED_REFERENCE,
+    BundleFacts,
+    EncounterFact,
+    Header,
+)
 from fhir_adapters.features import ExtractionWarning
 from fhir_adapters.warnings import WarningCode
 
@@ -22,23 +27,46 @@ def _keys(type_name: str, resource_id: str | None, full_url: str | None) -> froz
 
 @dataclass(slots=True)
 class ReferenceTarget:
-    """The ways a bundle may refer to one resource: "Type/id", its fullUrl, or an
-    absolute URL ending in "/Type/id"."""
+    """The ways a bundle may refer to one resource: its fullUrl, or "Type/id".
+
+    FHIR bundle resolution: an absolute (or urn) reference resolves only to the entry with
+    exactly that fullUrl; a relative "Type/id" resolves to the entry with that type and id.
+    An absolute URL that merely ends in "/Type/id" names a resource on some other server
+    (another base), not this one: it does not match."""
 
     keys: frozenset[str]
-    suffix: str | None  # "/Type/id"
 
     @classmethod
     def of(cls, type_name: str, resource_id: str | None, full_url: str | None) -> ReferenceTarget:
-        suffix = None if resource_id is None else f"/{type_name}/{resource_id}"
-        return cls(_keys(type_name, resource_id, full_url), suffix)
+        return cls(_keys(type_name, resource_id, full_url))
 
     def matches(self, reference: str | None) -> bool:
         if reference is None or reference == MALFORMED_REFERENCE:
             return False
-        if reference in self.keys:
-            return True
-        return self.suffix is not None and "://" in reference and reference.endswith(self.suffix)
+        return reference in self.keys
+
+
+def not_patient_warning(
+    subject: str | None, full_urls: frozenset[str], local_refs: frozenset[str]
+) -> WarningCode:
+    """Why a subject that is not this bundle's patient makes a resource unusable: no
+    subject; a malformed or unresolvable reference; or another patient (or another
+    resource in the bundle)."""
+    if subject is None:
+        return WarningCode.NO_SUBJECT
+    if subject == MALFORMED_REFERENCE or not _resolvable_or_patient(subject, full_urls, local_refs):
+        return WarningCode.UNRESOLVED_REFERENCE
+    return WarningCode.OTHER_PATIENT_RESOURCE
+
+
+def _resolvable_or_patient(
+    reference: str, full_urls: frozenset[str], local_refs: frozenset[str]
+) -> bool:
+    if reference in full_urls or reference in local_refs:
+        return True
+    # "Patient/x" or ".../Patient/x": clearly another patient, resolvable or not.
+    tail = reference.rsplit("/", 2)
+    return len(tail) >= 2 and tail[-2] == "Patient"
 
 
 @dataclass(slots=True)
@@ -51,9 +79,12 @@ class Warnings:
 
 @dataclass(slots=True)
 class Anchor:
-    time: datetime
+    time: datetime  # UTC
     encounter: EncounterFact | None
     encounter_target: ReferenceTarget | None
+    # The anchor's calendar date where it was recorded: the encounter's local date when its
+    # start carried an offset, else the UTC date (request-time fallback). Only age uses it.
+    local_date: date
 
 
 @dataclass(slots=True)
@@ -63,22 +94,19 @@ class Context:
     full_urls: frozenset[str]
     local_refs: frozenset[str]
     warnings: Warnings
+    encounters: tuple[EncounterFact, ...]
+    _encounter_keys: frozenset[str] | None = None  # built on first use: most bundles never ask
 
     @classmethod
-    def build(
-        cls,
-        patient: PatientFact,
-        anchor: Anchor,
-        full_urls: frozenset[str],
-        local_refs: frozenset[str],
-        warnings: Warnings,
-    ) -> Context:
+    def build(cls, facts: BundleFacts, anchor: Anchor, warnings: Warnings) -> Context:
+        patient = facts.patient
         return cls(
             ReferenceTarget.of("Patient", patient.id, patient.full_url),
             anchor,
-            full_urls,
-            local_refs,
+            facts.full_urls,
+            facts.local_refs,
             warnings,
+            facts.encounters,
         )
 
     def about_patient(self, subject: str | None, path: str) -> bool:
@@ -89,19 +117,7 @@ class Context:
         return False
 
     def _warn_not_patient(self, subject: str | None, path: str) -> None:
-        if subject is None:
-            self.warnings.add(WarningCode.NO_SUBJECT, path)
-        elif subject == MALFORMED_REFERENCE or not self._resolvable_or_patient(subject):
-            self.warnings.add(WarningCode.UNRESOLVED_REFERENCE, path)
-        else:
-            self.warnings.add(WarningCode.OTHER_PATIENT_RESOURCE, path)
-
-    def _resolvable_or_patient(self, reference: str) -> bool:
-        if reference in self.full_urls or reference in self.local_refs:
-            return True
-        # "Patient/x" or ".../Patient/x": clearly another patient, resolvable or not.
-        tail = reference.rsplit("/", 2)
-        return len(tail) >= 2 and tail[-2] == "Patient"
+        self.warnings.add(not_patient_warning(subject, self.full_urls, self.local_refs), path)
 
     def usable(self, header: Header, *, subject_path: str, strictly_before: bool = False) -> bool:
         """The gate every clinical resource passes: status, subject, time <= anchor."""
@@ -133,6 +149,15 @@ class Context:
     def in_triage_encounter(self, encounter: str | None) -> bool:
         target = self.anchor.encounter_target
         return target is not None and target.matches(encounter)
+
+    def is_bundle_encounter(self, reference: str) -> bool:
+        """True when ``reference`` resolves to an Encounter in this bundle (any of them)."""
+        keys = self._encounter_keys
+        if keys is None:
+            keys = self._encounter_keys = frozenset().union(
+                *(_keys("Encounter", e.id, e.full_url) for e in self.encounters)
+            )
+        return reference != MALFORMED_REFERENCE and reference in keys
 
 
 def sources(refs: Iterable[str]) -> tuple[str, ...]:

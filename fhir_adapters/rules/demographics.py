@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date
 from enum import StrEnum
 from typing import TypeVar
 
@@ -53,13 +53,15 @@ def clinical_sex(patient: PatientFact) -> tuple[ClinicalSex, SexSource]:
     return ClinicalSex.UNKNOWN, SexSource.NONE
 
 
-def age(patient: PatientFact, at: datetime) -> Measurement:
-    """Completed years between birthDate and the anchor (UTC calendar dates). A partial
+def age(patient: PatientFact, on: date) -> Measurement:
+    """Completed years between birthDate and ``on``, the anchor's calendar date where it was
+    recorded (``Anchor.local_date``: an evening visit at -08:00 is still that day, though
+    in UTC it is the next one, which could add a birthday not yet reached). A partial
     birthDate ("1970", "1970-05") counts from the start of the period it names."""
     born = patient.birth_date
     if born is None:
         return Measurement.missing()
-    years = at.year - born.year - ((at.month, at.day) < (born.month, born.day))
+    years = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
     if years < 0 or years > MAX_PLAUSIBLE_AGE:
         return Measurement(None, Status.IMPLAUSIBLE, patient.ref)
     return Measurement(float(years), Status.PRESENT, patient.ref, born)

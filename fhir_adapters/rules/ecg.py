@@ -1,10 +1,13 @@
 """ECG category (HEART's ECG item) from the latest ECG finding before the anchor.
 
-Findings are SNOMED codes in an Observation's code, valueCodeableConcept or component
-values, or in DiagnosticReport.conclusionCode. One resource's category is its most severe
-finding: ST deviation > non-specific (LBBB, LVH, paced, repolarisation) > normal. The
-latest resource wins (at equal times the more severe). Older than the ECG staleness window
--> unknown, with a ``stale_value`` warning.
+Findings are SNOMED codes in an Observation's code (unless its valueBoolean is false) or
+valueCodeableConcept; in the components of an ECG Observation (see
+``facts.observation_relevance``), as a component's valueCodeableConcept or as its code with
+valueBoolean true; or in DiagnosticReport.conclusionCode. One resource's category is its
+most severe finding: ST deviation > non-specific (LBBB, LVH, paced, repolarisation) >
+normal. The latest resource wins (at equal times the more severe). Older than the ECG
+staleness window -> category unknown (not scored) with status stale, the stale resource as
+source, and a ``stale_value`` warning.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import datetime, timedelta
 from fhir_adapters import codes
 from fhir_adapters.codes import Coding
 from fhir_adapters.facts import Header, ObservationFact, ReportFact
-from fhir_adapters.features import Ecg, EcgCategory
+from fhir_adapters.features import Ecg, EcgCategory, Status
 from fhir_adapters.rules.context import Context
 from fhir_adapters.warnings import WarningCode
 
@@ -41,9 +44,14 @@ def derive_ecg(
 ) -> Ecg:
     candidates: list[tuple[datetime, int, int, EcgCategory, Header]] = []
     for obs in observations:
-        findings = obs.codes + obs.value_codes
+        # valueBoolean false says the finding the code names is absent (as for symptoms).
+        findings = obs.value_codes if obs.value_boolean is False else obs.codes + obs.value_codes
         for component in obs.components:
-            findings += component.codes
+            # A component code alone may be a measurement slot (e.g. ST elevation in mm):
+            # it is a finding only when its value says true.
+            findings += component.value_codes
+            if component.value_boolean is True:
+                findings += component.codes
         if _ECG_CODINGS.isdisjoint(findings):
             continue  # no ECG finding: category_of would say UNKNOWN
         _add(candidates, obs.header, category_of(findings))
@@ -54,7 +62,8 @@ def derive_ecg(
     time, _, _, category, header = max(candidates, key=lambda c: (c[0], c[1], c[2]))
     if ctx.anchor.time - time > staleness:
         ctx.warnings.add(WarningCode.STALE_VALUE, header.path)
-        return Ecg(EcgCategory.UNKNOWN)
+        # Not scored (UNKNOWN), but the clinician sees which ECG was too old, and when.
+        return Ecg(EcgCategory.UNKNOWN, header.ref, time, Status.STALE)
     return Ecg(category, header.ref, time)
 
 

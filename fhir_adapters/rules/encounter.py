@@ -6,7 +6,13 @@
    (warning ``encounter_chosen_by_recency``);
 4. no usable Encounter -> the request time is the anchor (warning ``no_encounter``).
 An Encounter is usable when it is about this patient, not cancelled / entered-in-error /
-planned, and its start is not after the request time.
+planned, and its start is not after the request time. An Encounter that is not about this
+patient is not usable and warns as any clinical resource would (``Context.usable``):
+``no_subject`` when it has no subject, ``unresolved_reference`` when the subject is
+malformed or resolves to nothing, else ``other_patient_resource``.
+
+The anchor keeps the encounter start's calendar date in the offset it was recorded with
+(``Anchor.local_date``, for age); every time comparison uses the UTC instant.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from fhir_adapters.errors import BundleRejected, Reason
-from fhir_adapters.facts import EncounterFact, PatientFact
+from fhir_adapters.facts import BundleFacts, EncounterFact
 from fhir_adapters.features import EncounterSelection
-from fhir_adapters.rules.context import Anchor, ReferenceTarget, Warnings
+from fhir_adapters.fhir_time import local_date
+from fhir_adapters.rules.context import Anchor, ReferenceTarget, Warnings, not_patient_warning
 from fhir_adapters.warnings import WarningCode
 
 ACTIVE_STATUSES = frozenset({"arrived", "triaged", "in-progress"})
@@ -31,16 +38,16 @@ def _target(encounter: EncounterFact) -> ReferenceTarget:
 
 
 def select_anchor(
-    encounters: tuple[EncounterFact, ...],
-    patient: PatientFact,
+    facts: BundleFacts,
     request_time: datetime,
     requested_id: str | None,
     warnings: Warnings,
 ) -> tuple[Anchor, EncounterSelection]:
+    patient = facts.patient
     patient_target = ReferenceTarget.of("Patient", patient.id, patient.full_url)
     if requested_id is not None:
         wanted = requested_id.removeprefix("Encounter/")
-        for encounter in encounters:
+        for encounter in facts.encounters:
             if (encounter.id == wanted or encounter.full_url == requested_id) and (
                 patient_target.matches(encounter.subject)
             ):
@@ -48,13 +55,17 @@ def select_anchor(
         raise BundleRejected(Reason.ENCOUNTER_NOT_FOUND, "$.entry")
 
     usable: list[EncounterFact] = []
-    for encounter in encounters:
+    for encounter in facts.encounters:
         path = f"$.entry[{encounter.entry}].resource"
         ignored = IGNORED_STATUSES.get(encounter.status or "")
         if ignored is not None:
             warnings.add(ignored, path)
         elif not patient_target.matches(encounter.subject):
-            warnings.add(WarningCode.OTHER_PATIENT_RESOURCE, path + ".subject")
+            # The same decision and warning as for any clinical resource (Context.usable):
+            # an Encounter without a subject cannot be shown to be this patient's visit, so
+            # it is not used, but it is "no_subject", not another patient's.
+            code = not_patient_warning(encounter.subject, facts.full_urls, facts.local_refs)
+            warnings.add(code, path + ".subject")
         elif encounter.status == "planned":
             continue  # not happened yet: no anchor
         elif encounter.start is not None and encounter.start > request_time:
@@ -73,13 +84,19 @@ def select_anchor(
         warnings.add(WarningCode.ENCOUNTER_CHOSEN_BY_RECENCY, f"$.entry[{latest.entry}].resource")
         return _anchor_at(latest, request_time, warnings), EncounterSelection.MOST_RECENT
     warnings.add(WarningCode.NO_ENCOUNTER, "$.entry")
-    return Anchor(request_time, None, None), EncounterSelection.NONE
+    return Anchor(request_time, None, None, request_time.date()), EncounterSelection.NONE
 
 
 def _anchor_at(encounter: EncounterFact, request_time: datetime, warnings: Warnings) -> Anchor:
-    if encounter.start is None:
+    start = encounter.start
+    if start is None:
         warnings.add(
             WarningCode.ENCOUNTER_WITHOUT_START, f"$.entry[{encounter.entry}].resource.period"
         )
-        return Anchor(request_time, encounter, _target(encounter))
-    return Anchor(encounter.start, encounter, _target(encounter))
+        # request_time is UTC: the fallback anchor's date is the UTC date.
+        return Anchor(request_time, encounter, _target(encounter), request_time.date())
+    # Age counts birthdays in the patient's calendar: the start's date where it was recorded.
+    recorded = local_date(encounter.start_raw)
+    return Anchor(
+        start, encounter, _target(encounter), start.date() if recorded is None else recorded
+    )

@@ -3,7 +3,11 @@
 Symptoms come from the triage Encounter's reasonCode, and from Conditions and
 Observations that belong to the triage encounter (their ``encounter`` references it) or,
 when they name no encounter, were recorded within the vitals staleness window before the
-anchor. Each cardiac-equivalent symptom is its own flag.
+anchor. One that names another Encounter of the bundle belongs to that visit and does not
+count; an ``encounter`` reference that is malformed or resolves to no Encounter in the
+bundle warns ``unresolved_reference`` and is judged by the time window, as if none were
+named (dropping it silently could lose a presenting symptom). Each cardiac-equivalent
+symptom is its own flag.
 
 Risk factors come from Conditions that are not refuted / entered-in-error, whose clinical
 status is active / recurrence / relapse (or not given) and that were recorded strictly
@@ -14,22 +18,23 @@ prior MI), plus completed PCI / CABG Procedures.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from fhir_adapters import codes
-from fhir_adapters.codes import CodeSet, Coding
+from fhir_adapters.codes import CodeSet
 from fhir_adapters.facts import (
     ConditionFact,
     FamilyHistoryFact,
+    Header,
     ObservationFact,
     ProcedureFact,
     Quantity,
 )
 from fhir_adapters.features import ABSENT, Finding, RiskFactors, Symptoms
 from fhir_adapters.rules.context import Context, sources
+from fhir_adapters.rules.demographics import MAX_PLAUSIBLE_AGE
 from fhir_adapters.rules.readings import Reading
-from fhir_adapters.units import Dimension, UnitProblem, convert
+from fhir_adapters.units import Dimension, UnitProblem, convert_value
 from fhir_adapters.warnings import WarningCode
 
 ACTIVE = frozenset({"active", "recurrence", "relapse"})
@@ -53,11 +58,9 @@ class _Evidence:
         return Finding(True, sources(refs)) if refs else ABSENT
 
 
-def _match_symptoms(evidence: _Evidence, found: Iterable[Coding], ref: str) -> None:
-    flags = codes.symptom_flags(found)
-    if flags:
-        for flag in sorted(flags):
-            evidence.add(flag, ref)
+def _add_flags(evidence: _Evidence, flags: set[str], ref: str) -> None:
+    for flag in sorted(flags):
+        evidence.add(flag, ref)
 
 
 def usable_conditions(ctx: Context, conditions: tuple[ConditionFact, ...]) -> list[ConditionFact]:
@@ -87,29 +90,35 @@ def derive_symptoms(
     evidence = _Evidence()
     encounter = ctx.anchor.encounter
     if encounter is not None:
-        _match_symptoms(evidence, encounter.reason_codes, encounter.ref)
+        _add_flags(evidence, codes.symptom_flags(encounter.reason_codes), encounter.ref)
+    # Codes first, encounter second: only a resource naming a symptom is asked whether it
+    # presents now (and warned about when its encounter reference cannot be resolved).
     for condition in conditions:
         if condition.clinical_status not in ACTIVE and condition.clinical_status is not None:
             continue
-        if _presenting(ctx, condition.encounter, condition.header.time, window):
-            _match_symptoms(evidence, condition.codes, condition.header.ref)
+        flags = codes.symptom_flags(condition.codes)
+        if flags and _presenting(ctx, condition.encounter, condition.header, window):
+            _add_flags(evidence, flags, condition.header.ref)
     for obs in observations:
-        if obs.value_boolean is False or not _presenting(
-            ctx, obs.encounter, obs.header.time, window
-        ):
+        if obs.value_boolean is False:
             continue
-        if _SYMPTOM_OBSERVATION in obs.codes:
-            _match_symptoms(evidence, obs.value_codes, obs.header.ref)
-        else:
-            _match_symptoms(evidence, obs.codes, obs.header.ref)
+        found = obs.value_codes if _SYMPTOM_OBSERVATION in obs.codes else obs.codes
+        flags = codes.symptom_flags(found)
+        if flags and _presenting(ctx, obs.encounter, obs.header, window):
+            _add_flags(evidence, flags, obs.header.ref)
     return Symptoms(**{flag: evidence.finding(flag) for flag in codes.SYMPTOMS})
 
 
-def _presenting(
-    ctx: Context, encounter: str | None, time: datetime | None, window: timedelta
-) -> bool:
+def _presenting(ctx: Context, encounter: str | None, header: Header, window: timedelta) -> bool:
     if encounter is not None:
-        return ctx.in_triage_encounter(encounter)
+        if ctx.in_triage_encounter(encounter):
+            return True
+        if ctx.is_bundle_encounter(encounter):
+            return False  # recorded at another visit in the bundle
+        # Malformed, or names no Encounter here: say so, and judge it by time as if it named
+        # no encounter (the reference cannot show it belongs to another visit).
+        ctx.warnings.add(WarningCode.UNRESOLVED_REFERENCE, header.path + ".encounter")
+    time = header.time
     return time is not None and ctx.anchor.time - time <= window
 
 
@@ -217,20 +226,30 @@ def _premature_family_cad(ctx: Context, history: FamilyHistoryFact) -> bool:
         if not codes.PREMATURE_CAD_FAMILY.matches(condition.codes):
             continue
         path = f"{header.path}.condition[{condition.index}]"
-        onset = _years(ctx, condition.onset_age, path + ".onsetAge")
-        if onset is None:
-            onset = _years(ctx, condition.onset_range_high, path + ".onsetRange.high")
+        # onset[x] is one choice: onsetAge, else onsetRange.high (the latest age it allows).
+        quantity, where = condition.onset_age, ".onsetAge"
+        if quantity is None or quantity.value is None:
+            quantity, where = condition.onset_range_high, ".onsetRange.high"
+        onset = _onset_years(ctx, quantity, path + where)
         if onset is not None and onset < codes.PREMATURE_ONSET_YEARS:
             return True
     return False
 
 
-def _years(ctx: Context, quantity: Quantity | None, path: str) -> float | None:
+def _onset_years(ctx: Context, quantity: Quantity | None, path: str) -> float | None:
+    """The onset age in years; None (the condition is not counted) when absent, or, with a
+    warning, when its unit is missing or not convertible to years or the age is implausible
+    (negative, over MAX_PLAUSIBLE_AGE, not finite): "-5 a" must not count as premature."""
     if quantity is None or quantity.value is None:
         return None
-    converted = convert(quantity.value, quantity.code, quantity.system, Dimension.AGE_YEARS)
-    if converted.problem is not None:
-        missing = converted.problem is UnitProblem.MISSING
-        ctx.warnings.add(WarningCode.MISSING_UNIT if missing else WarningCode.UNKNOWN_UNIT, path)
+    converted = convert_value(quantity.value, quantity.code, quantity.system, Dimension.AGE_YEARS)
+    if converted is UnitProblem.MISSING:
+        ctx.warnings.add(WarningCode.MISSING_UNIT, path)
         return None
-    return converted.value
+    if converted is UnitProblem.UNKNOWN:
+        ctx.warnings.add(WarningCode.UNKNOWN_UNIT, path)
+        return None
+    if not 0.0 <= converted <= MAX_PLAUSIBLE_AGE:  # also false for NaN
+        ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, path)
+        return None
+    return converted

@@ -3,7 +3,7 @@ extractor (``extract_both``), which must agree with the fast path."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +25,7 @@ from fhir_builder import (
     encounter,
     observation,
     patient,
+    quantity,
     triage,
 )
 from fhir_check import codes_of, extract_both
@@ -32,6 +33,7 @@ from fhir_check import codes_of, extract_both
 from fhir_adapters import extract
 from fhir_adapters.features import (
     ClinicalSex,
+    Ecg,
     EcgCategory,
     EncounterSelection,
     SexSource,
@@ -74,6 +76,34 @@ def test_without_an_active_encounter_the_latest_is_chosen_with_a_warning() -> No
     assert "encounter_chosen_by_recency" in codes_of(extraction)
 
 
+@pytest.mark.parametrize(
+    ("subject", "warning"),
+    [
+        (None, "no_subject"),
+        ({"display": "somebody"}, "unresolved_reference"),
+        ({"reference": "Group/nowhere"}, "unresolved_reference"),
+        ({"reference": "Patient/p2"}, "other_patient_resource"),
+    ],
+)
+def test_an_encounter_not_about_the_patient_warns_as_any_resource_does(
+    subject: dict[str, str] | None, warning: str
+) -> None:
+    # Encounters use the clinical resources' gate (Context.usable): no subject -> unusable
+    # with no_subject (it was other_patient_resource), malformed -> unresolved_reference.
+    unowned = encounter(id="e0", status="in-progress")
+    del unowned["subject"]
+    if subject is not None:
+        unowned["subject"] = subject
+    data = bundle(patient(), unowned, encounter(id="e1", status="finished", start=at(-60)))
+    extraction = extract_both(data)
+    assert extraction.features.encounter == "Encounter/e1"
+    assert (warning, "$.entry[1].resource.subject") in [
+        (w.code, w.path) for w in extraction.features.warnings
+    ]
+    others = {"no_subject", "unresolved_reference", "other_patient_resource"} - {warning}
+    assert not others & set(codes_of(extraction))
+
+
 def test_without_any_encounter_the_request_time_is_the_anchor() -> None:
     extraction = extract_both(bundle(patient()))
     assert extraction.features.anchor_time == REQUEST_TIME
@@ -89,6 +119,20 @@ def test_age_is_completed_years_at_the_anchor() -> None:
     assert extract_both(triage(birth_date="1965-03-01")).features.age_years.value == 60.0
     assert extract_both(triage(birth_date="1965-03-02")).features.age_years.value == 59.0
     assert extract_both(triage(birth_date="1965")).features.age_years.value == 60.0
+
+
+def test_age_counts_birthdays_on_the_encounter_local_date() -> None:
+    # 20:00 at -08:00 on 1 March is 04:00 UTC on 2 March, the 65th birthday: not yet reached
+    # where the patient is. The request-time fallback (no encounter) uses the UTC date.
+    late = encounter(start="2025-03-01T20:00:00-08:00")
+    request_time = datetime(2025, 3, 2, 5, 0, tzinfo=UTC)
+    at_encounter = extract_both(
+        bundle(patient(birth_date="1960-03-02"), late), request_time=request_time
+    )
+    assert at_encounter.features.anchor_time == datetime(2025, 3, 2, 4, 0, tzinfo=UTC)
+    assert at_encounter.features.age_years.value == 64.0
+    no_encounter = extract_both(bundle(patient(birth_date="1960-03-02")), request_time=request_time)
+    assert no_encounter.features.age_years.value == 65.0
 
 
 def test_missing_birth_date_is_missing_age_and_unknown_band() -> None:
@@ -247,6 +291,17 @@ def test_absolute_and_urn_references_resolve_to_the_patient() -> None:
     assert extract_both(triage(obs)).features.heart_rate.value == 90.0
 
 
+def test_an_absolute_reference_from_another_base_is_not_the_patient() -> None:
+    # FHIR bundle resolution: an absolute reference resolves only to the entry with exactly
+    # that fullUrl (here http://example.org/fhir/Patient/p1), never by its "/Patient/p1" tail.
+    elsewhere = {"reference": "https://other-server/fhir/Patient/p1"}
+    extraction = extract_both(
+        triage(observation("8867-4", 90, "/min", id="hr", minutes=-5, subject=elsewhere))
+    )
+    assert extraction.features.heart_rate.status is Status.MISSING
+    assert "other_patient_resource" in codes_of(extraction)
+
+
 # --- troponin -----------------------------------------------------------------------------
 
 
@@ -381,6 +436,63 @@ def test_no_or_stale_ecg_is_unknown() -> None:
     assert "stale_value" in codes_of(stale)
 
 
+def ecg_with_components(*components: dict[str, Any]) -> Resource:
+    return observation("11524-6", id="ecg", minutes=-5, components=list(components))
+
+
+@pytest.mark.parametrize(
+    ("component", "category"),
+    [
+        ({"code": concept(SNOMED, "164931005"), "valueBoolean": True}, EcgCategory.ST_DEVIATION),
+        ({"code": concept(LOINC, "18844-1"), "valueCodeableConcept": concept(SNOMED, "164931005")},
+         EcgCategory.ST_DEVIATION),
+        ({"code": concept(LOINC, "18844-1"), "valueCodeableConcept": concept(SNOMED, "63467002")},
+         EcgCategory.NONSPECIFIC),
+        # a finding denied, or a finding code that is only a measurement slot: not a finding
+        ({"code": concept(SNOMED, "164931005"), "valueBoolean": False}, EcgCategory.UNKNOWN),
+        ({"code": concept(SNOMED, "164931005"), "valueQuantity": quantity(0.5, "mm")},
+         EcgCategory.UNKNOWN),
+    ],
+)  # fmt: skip
+def test_ecg_findings_in_the_components_of_an_ecg_observation(
+    component: dict[str, Any], category: EcgCategory
+) -> None:
+    ecg = extract_both(triage(ecg_with_components(component))).features.ecg
+    assert ecg.category is category
+    if category is not EcgCategory.UNKNOWN:
+        assert (ecg.source, ecg.status) == ("Observation/ecg", Status.PRESENT)
+
+
+def test_an_ecg_finding_with_value_boolean_false_does_not_count() -> None:
+    denied = observation("x", id="st", minutes=-5, valueBoolean=False)
+    denied["code"] = concept(SNOMED, "164931005")
+    normal = ecg_observation("164854000", id="normal", minutes=-30)
+    ecg = extract_both(triage(denied, normal)).features.ecg
+    assert (ecg.category, ecg.source) == (EcgCategory.NORMAL, "Observation/normal")
+
+
+def test_a_stale_ecg_is_unscored_but_keeps_its_provenance() -> None:
+    extraction = extract_both(triage(ecg_observation("76388001", id="old", minutes=-60 * 48)))
+    ecg = extraction.features.ecg
+    assert ecg.category is EcgCategory.UNKNOWN  # not scored
+    assert (ecg.status, ecg.source, ecg.effective) == (
+        Status.STALE,
+        "Observation/old",
+        T0 - timedelta(hours=48),
+    )
+    assert ("stale_value", "$.entry[2].resource") in [
+        (w.code, w.path) for w in extraction.features.warnings
+    ]
+    assert extract_both(triage()).features.ecg.status is Status.MISSING
+
+
+def test_ecg_status_defaults_follow_the_category() -> None:
+    assert Ecg(EcgCategory.UNKNOWN).status is Status.MISSING
+    assert Ecg(EcgCategory.NORMAL, "Observation/ecg", T0).status is Status.PRESENT
+    with pytest.raises(ValueError, match="present"):
+        Ecg(EcgCategory.NORMAL, status=Status.STALE)
+
+
 # --- symptoms -----------------------------------------------------------------------------
 
 
@@ -424,7 +536,31 @@ def test_symptoms_of_another_encounter_do_not_count() -> None:
     data = bundle(
         patient(), encounter(), encounter(id="old", status="finished", start=at(-900)), old
     )
-    assert not extract_both(data).features.symptoms.chest_pain.present
+    extraction = extract_both(data)
+    assert not extraction.features.symptoms.chest_pain.present
+    assert "unresolved_reference" not in codes_of(extraction)
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        {"reference": "Encounter/nowhere"},  # resolves to no Encounter in the bundle
+        {"reference": "https://other-server/fhir/Encounter/e1"},  # another base: not e1
+        {"display": "ED visit"},  # malformed: no reference at all
+    ],
+)
+def test_a_symptom_with_an_unresolvable_encounter_is_judged_by_time_with_a_warning(
+    reference: dict[str, str],
+) -> None:
+    recent = condition(SNOMED, "29857009", id="cp", minutes=-5, encounter_ref=reference)
+    old = condition(SNOMED, "422587007", id="nausea", minutes=-60 * 48, encounter_ref=reference)
+    extraction = extract_both(triage(recent, old))
+    symptoms = extraction.features.symptoms
+    assert symptoms.chest_pain.sources == ("Condition/cp",)  # within the window: it counts
+    assert not symptoms.nausea.present  # outside it: it does not
+    warned = [(w.code, w.path) for w in extraction.features.warnings]
+    assert ("unresolved_reference", "$.entry[2].resource.encounter") in warned
+    assert ("unresolved_reference", "$.entry[3].resource.encounter") in warned
 
 
 # --- risk factors -------------------------------------------------------------------------
@@ -535,6 +671,38 @@ def test_family_history_of_premature_coronary_disease() -> None:
     assert not extract_both(triage(family("FTH", 70))).features.risk_factors.family_history.present
     cousin = triage(family("COUSN", 40))
     assert not extract_both(cousin).features.risk_factors.family_history.present
+
+
+@pytest.mark.parametrize(
+    ("onset", "unit", "warning"),
+    [
+        (-5, "a", "implausible_value"),  # "before 65", but not an age
+        (200, "a", "implausible_value"),
+        (40, "wk", "unknown_unit"),  # not convertible to years: never guessed
+        (40, None, "missing_unit"),
+    ],
+)
+def test_an_implausible_or_unconvertible_family_onset_age_is_ignored(
+    onset: float, unit: str | None, warning: str
+) -> None:
+    history = family("FTH", 0)
+    history["condition"][0]["onsetAge"] = quantity(onset, unit)
+    extraction = extract_both(triage(history))
+    assert not extraction.features.risk_factors.family_history.present
+    assert (warning, "$.entry[2].resource.condition[0].onsetAge") in [
+        (w.code, w.path) for w in extraction.features.warnings
+    ]
+
+
+def test_a_family_onset_range_is_checked_like_an_onset_age() -> None:
+    history = family("MTH", 0)
+    del history["condition"][0]["onsetAge"]
+    history["condition"][0]["onsetRange"] = {"high": quantity(-1, "a")}
+    extraction = extract_both(triage(history))
+    assert not extraction.features.risk_factors.family_history.present
+    assert "implausible_value" in codes_of(extraction)
+    history["condition"][0]["onsetRange"] = {"high": quantity(600, "mo")}  # 50 years
+    assert extract_both(triage(history)).features.risk_factors.family_history.present
 
 
 # --- audit attributes ---------------------------------------------------------------------
