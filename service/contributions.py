@@ -25,7 +25,6 @@ import numpy as np
 from fhir_adapters.features import (
     CANONICAL_UNITS,
     ClinicalFeatures,
-    EcgCategory,
     Finding,
     Measurement,
     Status,
@@ -132,8 +131,10 @@ def describe(features: ClinicalFeatures, item: str, weight: float) -> Contributi
         return Contribution(item, text, weight, t.status.value, _sources(t.source))
     if item == "ecg":
         e = features.ecg
-        status = Status.MISSING if e.category is EcgCategory.UNKNOWN else Status.PRESENT
-        return Contribution(item, e.category.value, weight, status.value, _sources(e.source))
+        # A stale ECG is unscored (category unknown) but keeps its status and source, so the
+        # clinician sees that one exists and where.
+        text = e.category.value if e.status is Status.PRESENT else e.status.value
+        return Contribution(item, text, weight, e.status.value, _sources(e.source))
     finding = _finding(features, item)
     text = "present" if finding.present else "not recorded"
     return Contribution(item, text, weight, finding.status.value, finding.sources)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from clinical_features import present, stale, troponin
 
-from fhir_adapters.features import ClinicalFeatures
+from fhir_adapters.features import ClinicalFeatures, Ecg, EcgCategory, Status
 from models.registry import RegisteredModel
 from models.schema import vectorize
-from service.contributions import ITEMS, TOP_K, ContributionExplainer
+from service.contributions import ITEMS, TOP_K, ContributionExplainer, describe
 from service.scoring import FloatArray, Scorer, imputed_row, load_scorer
 
 
@@ -96,3 +96,20 @@ def test_top_ranks_by_size_and_shows_the_basis(scorer: Scorer, sick: ClinicalFea
         assert by_item["systolic_bp"].value == "stale"
         assert by_item["systolic_bp"].sources == ("Observation/old-bp",)
     assert explainer.top(sick, vectorize(sick)) == top  # ties broken by name: deterministic
+
+
+@pytest.mark.parametrize(
+    ("ecg", "value", "status", "sources"),
+    [
+        (Ecg(EcgCategory.ST_DEVIATION, "Observation/ecg"), "st_deviation", "present", 1),
+        (Ecg(EcgCategory.UNKNOWN), "missing", "missing", 0),
+        # unscored, but the clinician sees that an ECG exists and which one
+        (Ecg(EcgCategory.UNKNOWN, "Observation/ecg", status=Status.STALE), "stale", "stale", 1),
+    ],
+)
+def test_the_ecg_item_shows_its_status_and_source(
+    make_features: Callable[..., ClinicalFeatures], ecg: Ecg, value: str, status: str, sources: int
+) -> None:
+    shown = describe(make_features(ecg=ecg), "ecg", 0.0)
+    assert (shown.value, shown.status) == (value, status)
+    assert shown.sources == ("Observation/ecg",) * sources
