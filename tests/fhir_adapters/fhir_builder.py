@@ -179,6 +179,20 @@ def condition(
     return resource
 
 
+def family(relation: str, onset: float, *, code: str = "53741008") -> Resource:
+    return {
+        "resourceType": "FamilyMemberHistory",
+        "id": "fh",
+        "status": "completed",
+        "patient": {"reference": "Patient/p1"},
+        "relationship": concept("http://terminology.hl7.org/CodeSystem/v3-RoleCode", relation),
+        "condition": [
+            {"code": concept(SNOMED, code),
+             "onsetAge": {"value": onset, "system": UCUM, "code": "a"}}
+        ],
+    }  # fmt: skip
+
+
 def bundle(*resources: Resource, type: str = "collection") -> bytes:
     return orjson.dumps(
         {

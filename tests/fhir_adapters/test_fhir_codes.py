@@ -6,13 +6,11 @@ from __future__ import annotations
 import pytest
 from fhir_builder import (
     ICD10,
-    SNOMED,
-    UCUM,
     Resource,
     bundle,
-    concept,
     condition,
     encounter,
+    family,
     patient,
     triage,
 )
@@ -68,24 +66,10 @@ def test_overweight_is_not_obesity(code: str, obesity: bool) -> None:
     assert features.risk_factors.obesity.present is obesity
 
 
-def _family(relation: str) -> Resource:
-    return {
-        "resourceType": "FamilyMemberHistory",
-        "id": "fh",
-        "status": "completed",
-        "patient": {"reference": "Patient/p1"},
-        "relationship": concept("http://terminology.hl7.org/CodeSystem/v3-RoleCode", relation),
-        "condition": [
-            {"code": concept(SNOMED, "22298006"),
-             "onsetAge": {"value": 50, "system": UCUM, "code": "a"}}
-        ],
-    }  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("relation", "counts"),
     [("FTH", True), ("NSIS", True), ("TWINBRO", True), ("HBRO", False), ("STPSIS", False)],
 )
 def test_family_history_is_first_degree(relation: str, counts: bool) -> None:
-    features = _features(_family(relation))
+    features = _features(family(relation, 50, code="22298006"))
     assert features.risk_factors.family_history.present is counts

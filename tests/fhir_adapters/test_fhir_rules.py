@@ -23,6 +23,7 @@ from fhir_builder import (
     concept,
     condition,
     encounter,
+    family,
     observation,
     patient,
     quantity,
@@ -650,20 +651,6 @@ def test_smoking_current_former_and_quit_within_three_months() -> None:
         smoking("449868002", id="then", minutes=-200 * day),
     )
     assert not extract_both(long_quit).features.risk_factors.smoking.present
-
-
-def family(relation: str, onset: float, *, code: str = "53741008") -> Resource:
-    return {
-        "resourceType": "FamilyMemberHistory",
-        "id": "fh",
-        "status": "completed",
-        "patient": {"reference": "Patient/p1"},
-        "relationship": concept("http://terminology.hl7.org/CodeSystem/v3-RoleCode", relation),
-        "condition": [
-            {"code": concept(SNOMED, code),
-             "onsetAge": {"value": onset, "system": UCUM, "code": "a"}}
-        ],
-    }  # fmt: skip
 
 
 def test_family_history_of_premature_coronary_disease() -> None:
