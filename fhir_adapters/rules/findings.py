@@ -188,9 +188,15 @@ def derive_risk_factors(
 def _smoking_observations(
     ctx: Context, observations: list[ObservationFact], evidence: _Evidence
 ) -> None:
-    """LOINC 72166-2: the latest answer decides; a former smoker counts when a
-    current-smoker answer lies within the quit window (3 months) before the anchor."""
-    statuses = [o for o in observations if _SMOKING_STATUS in o.codes]
+    """LOINC 72166-2: the latest informative answer decides (an "unknown" answer recorded
+    later does not undo a known one); a former smoker counts when a current-smoker answer
+    lies within the quit window (3 months) before the anchor."""
+    statuses = [
+        o
+        for o in observations
+        if _SMOKING_STATUS in o.codes
+        and codes.has_code(o.value_codes, codes.SNOMED, codes.SMOKING_INFORMATIVE)
+    ]
     if not statuses:
         return
     latest = max(statuses, key=lambda o: (o.header.time, o.header.entry))

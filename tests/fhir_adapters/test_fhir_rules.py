@@ -635,6 +635,23 @@ def smoking(answer: str, *, id: str, minutes: float) -> Resource:
                        valueCodeableConcept=concept(SNOMED, answer))  # fmt: skip
 
 
+def test_a_later_unknown_smoking_answer_does_not_undo_a_known_one() -> None:
+    day = 60 * 24
+    for unknown in ("77176002", "266927001"):  # "unknown", "unknown if ever"
+        current_then_unknown = triage(
+            smoking("449868002", id="known", minutes=-7 * day),
+            smoking(unknown, id="later", minutes=-day),
+        )
+        smoking_status = extract_both(current_then_unknown).features.risk_factors.smoking
+        assert smoking_status.present
+        assert smoking_status.sources == ("Observation/known",)
+    never_then_unknown = triage(
+        smoking("266919005", id="known", minutes=-7 * day),
+        smoking("77176002", id="later", minutes=-day),
+    )
+    assert not extract_both(never_then_unknown).features.risk_factors.smoking.present
+
+
 def test_smoking_current_former_and_quit_within_three_months() -> None:
     day = 60 * 24
     current = triage(smoking("449868002", id="s", minutes=-day))
