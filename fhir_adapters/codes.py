@@ -47,9 +47,8 @@ TROPONIN: dict[str, tuple[str, bool]] = {
 SMOKING_STATUS = "72166-2"
 SMOKING_CURRENT = frozenset({"449868002", "428041000124106", "428071000124103", "428061000124105"})
 SMOKING_FORMER = frozenset({"8517006"})
-SMOKING_NEVER = frozenset({"266919005"})
-# The answers that say something: "unknown" (77176002) and "unknown if ever" (266927001) do not.
-SMOKING_INFORMATIVE = SMOKING_CURRENT | SMOKING_FORMER | SMOKING_NEVER
+# Answers that say nothing about smoking: "unknown" and "unknown if ever".
+SMOKING_UNKNOWN = frozenset({"77176002", "266927001"})
 QUIT_WINDOW_DAYS = 90  # HEART: "current smoker or quit within 3 months"
 
 # --- ECG findings (SNOMED) -------------------------------------------------------------------

@@ -7,8 +7,11 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+import orjson
+
 from fhir_adapters.config import ExtractionConfig
 from fhir_adapters.derive import DemographicOverride, derive_base, finish
+from fhir_adapters.errors import BundleRejected, Reason
 from fhir_adapters.features import Extraction
 from fhir_adapters.reader import JsonObject, load_bundle, read_bundle
 from fhir_adapters.strict import validate_strict
@@ -43,10 +46,19 @@ def derive_variants(
     return finish(base), [finish(base, variant) for variant in variants]
 
 
-def cited_references(bundle: bytes, config: ExtractionConfig) -> frozenset[str]:
+def cited_references(bundle: bytes) -> frozenset[str]:
     """Every resource reference an extraction of ``bundle`` can cite as a feature's source:
-    lets a caller that stored pseudonyms of the sources map them back given the bundle."""
-    facts = read_bundle(parse(bundle, config))
+    lets a caller that stored pseudonyms of the sources map them back given the bundle.
+
+    For a bundle already extracted once (the caller checks its hash): no limits or strict
+    validation are applied again, so that settings changed since do not refuse it."""
+    try:
+        root = orjson.loads(bundle)
+    except orjson.JSONDecodeError:
+        raise BundleRejected(Reason.NOT_JSON) from None
+    if type(root) is not dict:
+        raise BundleRejected(Reason.NOT_A_BUNDLE)
+    facts = read_bundle(root)
     headers = (
         *(o.header for o in facts.observations),
         *(c.header for c in facts.conditions),

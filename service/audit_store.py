@@ -386,7 +386,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
     ).fetchone()
     if exists is None or version >= SCHEMA_VERSION:
         return
-    if version < 2:
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(assessments)")}
+    # Each step checks for itself, not only the version: a crash between a step and the
+    # version bump, or an older release reopening the store (it writes its own version),
+    # must not make the next open fail on a step already done.
+    if "requested_encounter" not in columns:
         # 2: the encounter the request named, so that a retry naming another one is a
         # conflict, not a replay. Older rows keep NULL: not compared.
         conn.execute("ALTER TABLE assessments ADD COLUMN requested_encounter TEXT")

@@ -267,10 +267,12 @@ class Engine:
         """Load ``version`` (None: the registry's ACTIVE), validate and warm it up, then swap.
         On any failure the current model keeps serving."""
         with self._lifecycle:
-            ref = self._serve(self._load(self._registered(version)))
+            registered = self._registered(version)
             if version is None:
-                self._seen_active = ref.version
-            return ref
+                # Loaded or not, this ACTIVE has been acted on: the watcher waits for a change
+                # (a start without a model does not retry the version that just failed).
+                self._seen_active = registered.version
+            return self._serve(self._load(registered))
 
     def swap_model(self, registered: RegisteredModel) -> ModelRef:
         """Load and warm up ``registered``, then replace the served model in one assignment.
@@ -449,7 +451,7 @@ class Engine:
             raise ModelNotReady()
         _check_deadline(deadline)
         bundle_sha256 = hashlib.sha256(bundle).hexdigest()
-        requested = pseudonym(self._key, encounter_id) if encounter_id else ""
+        requested = pseudonym(self._key, _encounter_key(encounter_id)) if encounter_id else ""
         stored = self._store.find(request_id)
         if stored is not None:
             return self._replay(stored, bundle, bundle_sha256, requested)
@@ -558,7 +560,7 @@ class Engine:
             requested,
         ):
             raise IdempotencyConflict("request_id_reused")
-        references = cited_references(bundle, self._extraction_config)
+        references = cited_references(bundle)
         return restore_sources(stored.assessment, references, self._key)
 
     # --- outcomes ------------------------------------------------------------------------------
@@ -652,6 +654,13 @@ class _RecordedFirst(Exception):  # noqa: N818 - control flow, never leaves the 
 def _check_deadline(deadline: float | None) -> None:
     if deadline is not None and time.monotonic() >= deadline:
         raise DeadlineExceeded()
+
+
+def _encounter_key(encounter_id: str) -> str:
+    """The id an encounter_id names, however it is written: "e1", "Encounter/e1" and
+    ".../Encounter/e1" are one encounter to the extractor, so one to idempotency too."""
+    _, marker, tail = encounter_id.rpartition("Encounter/")
+    return tail if marker and tail else encounter_id
 
 
 def _record(

@@ -165,7 +165,7 @@ class Settings(BaseSettings):
         # A short pseudonym key lets anyone holding the audit store recover identifiers by
         # hashing candidate ones (record numbers are a small space); an empty admin token
         # would turn admin on with "Bearer " as the credential.
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_CHARS:
             raise ValueError(
                 f"must be at least {MIN_SECRET_CHARS} characters (unset it to use the default)"
             )

@@ -191,12 +191,7 @@ def _smoking_observations(
     """LOINC 72166-2: the latest informative answer decides (an "unknown" answer recorded
     later does not undo a known one); a former smoker counts when a current-smoker answer
     lies within the quit window (3 months) before the anchor."""
-    statuses = [
-        o
-        for o in observations
-        if _SMOKING_STATUS in o.codes
-        and codes.has_code(o.value_codes, codes.SNOMED, codes.SMOKING_INFORMATIVE)
-    ]
+    statuses = [o for o in observations if _SMOKING_STATUS in o.codes and not _unknown(o)]
     if not statuses:
         return
     latest = max(statuses, key=lambda o: (o.header.time, o.header.entry))
@@ -213,6 +208,14 @@ def _smoking_observations(
             ):
                 evidence.add("smoking", obs.header.ref)
                 evidence.add("smoking", latest.header.ref)
+
+
+def _unknown(status: ObservationFact) -> bool:
+    """An answer coded only as unknown; any other answer (a code or text) says something."""
+    answers = status.value_codes
+    return bool(answers) and all(
+        system == codes.SNOMED and code in codes.SMOKING_UNKNOWN for system, code in answers
+    )
 
 
 def _premature_family_cad(ctx: Context, history: FamilyHistoryFact) -> bool:

@@ -650,6 +650,13 @@ def test_a_later_unknown_smoking_answer_does_not_undo_a_known_one() -> None:
         smoking("77176002", id="later", minutes=-day),
     )
     assert not extract_both(never_then_unknown).features.risk_factors.smoking.present
+    # Any other answer, coded or text only, does say something: it decides.
+    text_only = observation(
+        "72166-2", id="later", minutes=-day, valueCodeableConcept={"text": "Never smoker"}
+    )
+    for later in (smoking("8392000", id="later", minutes=-day), text_only):
+        current_then_not = triage(smoking("449868002", id="known", minutes=-7 * day), later)
+        assert not extract_both(current_then_not).features.risk_factors.smoking.present
 
 
 def test_smoking_current_former_and_quit_within_three_months() -> None:

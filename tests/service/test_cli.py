@@ -119,7 +119,7 @@ def test_invalid_setting_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.parametrize("variable", ["TRIAGE_ADMIN_TOKEN", "TRIAGE_PSEUDONYM_KEY"])
-@pytest.mark.parametrize("secret", ["", "short-secret-15"])
+@pytest.mark.parametrize("secret", ["", "short-secret-15", " " * 20])
 def test_weak_secrets_are_refused_without_being_printed(
     variable: str, secret: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from fhir_adapters.errors import BundleRejected
+from fhir_adapters.errors import BundleRejected, BundleTooLarge
 from fhir_adapters.pseudonym import pseudonym
 from models.registry import RegisteredModel
 from service.assessment import RiskBand
@@ -124,6 +124,10 @@ def test_a_retry_naming_another_encounter_is_a_conflict_not_a_replay(
     )
     first = engine.assess(bundle, request_id="enc", encounter_id=encounter_id)
     assert engine.assess(bundle, request_id="enc", encounter_id=encounter_id) == first
+    # the same encounter written as a reference is the same question
+    assert (
+        engine.assess(bundle, request_id="enc", encounter_id=f"Encounter/{encounter_id}") == first
+    )
     with pytest.raises(IdempotencyConflict):
         engine.assess(bundle, request_id="enc")
     with pytest.raises(IdempotencyConflict):
@@ -133,6 +137,19 @@ def test_a_retry_naming_another_encounter_is_a_conflict_not_a_replay(
         engine.assess(bundle, request_id="unnamed", encounter_id=encounter_id)
     assert engine.assess(bundle, request_id="unnamed") == unnamed
     assert _assessment_rows(engine) == 2
+
+
+def test_a_retry_replays_even_when_the_limits_changed_since(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    bundle = example_bundles[1]
+    first = engine_factory().assess(bundle, request_id="limits")
+    # The same store, reopened with limits the bundle is now above and strict validation on:
+    # the recorded answer is still the answer (reading its sources back needs no limits).
+    stricter = engine_factory(max_bundle_bytes=1024, strict_validation=True)
+    assert stricter.assess(bundle, request_id="limits") == first
+    with pytest.raises(BundleTooLarge):
+        stricter.assess(bundle, request_id="new")
 
 
 def test_missing_request_id_is_invalid(
