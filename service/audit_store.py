@@ -379,18 +379,12 @@ class AuditStore:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a store written by an older version up to ``SCHEMA_VERSION`` in place."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'assessments'"
-    ).fetchone()
-    if exists is None or version >= SCHEMA_VERSION:
-        return
+    """Bring a store written by an older version up to ``SCHEMA_VERSION`` in place. Each
+    step looks for what it adds rather than trusting ``user_version``: a crash between a
+    step and the version bump, or an older release reopening the store (it writes its own
+    version), must not make the next open fail on a step already done."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(assessments)")}
-    # Each step checks for itself, not only the version: a crash between a step and the
-    # version bump, or an older release reopening the store (it writes its own version),
-    # must not make the next open fail on a step already done.
-    if "requested_encounter" not in columns:
+    if columns and "requested_encounter" not in columns:  # none: a new store
         # 2: the encounter the request named, so that a retry naming another one is a
         # conflict, not a replay. Older rows keep NULL: not compared.
         conn.execute("ALTER TABLE assessments ADD COLUMN requested_encounter TEXT")

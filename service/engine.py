@@ -50,7 +50,7 @@ from service.assessment_codec import dumps
 from service.audit_store import AuditRecord, AuditStore, StoredRequest
 from service.contributions import ContributionExplainer
 from service.counterfactual import evaluate, variant_grid
-from service.deidentify import restore_sources, stored_assessment, stored_features
+from service.deidentify import Pseudonyms, restore_sources, stored_assessment, stored_features
 from service.errors import (
     AuditStoreUnavailable,
     DeadlineExceeded,
@@ -672,13 +672,14 @@ def _record(
     fairness: FairnessAudit,
     key: bytes,
 ) -> AuditRecord:
+    pseudonyms = Pseudonyms(key)
     return AuditRecord(
         assessment=assessment,
-        assessment_json=dumps(stored_assessment(assessment, key)),
+        assessment_json=dumps(stored_assessment(assessment, pseudonyms)),
         bundle_sha256=bundle_sha256,
         patient_pseudonym=extraction.audit.patient_pseudonym,
         encounter_pseudonym=extraction.audit.encounter_pseudonym,
-        features_json=stored_features(extraction.features, key),
+        features_json=stored_features(extraction.features, pseudonyms),
         recommendation_json=dumps(assessment.recommendation),
         fairness_json=dumps(fairness),
         labels=labels,
