@@ -63,8 +63,10 @@ class TriageServiceServicer:
 
     def Assess(self, request, context):
         """Assess one encounter. The decision is written durably to the audit store before the
-        response is sent. Repeating a request_id with identical bundle bytes returns the stored
-        Assessment (one record); the same request_id with different bytes is ALREADY_EXISTS.
+        response is sent. Repeating a request_id with identical bundle bytes and the same
+        encounter_id returns the stored Assessment (one record); the same request_id with other
+        bytes or another encounter_id is ALREADY_EXISTS. A request that is not valid protobuf is
+        INVALID_ARGUMENT "malformed_request".
         The caller's deadline is honoured (DEADLINE_EXCEEDED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
