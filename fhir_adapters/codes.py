@@ -124,8 +124,10 @@ _SMOKED_NICOTINE_DEPENDENCE = (
     "F17210", "F17213", "F17218", "F17219",
     "F17290", "F17293", "F17298", "F17299",
 )  # fmt: skip
+# Not 77176002 ("smoker, current status unknown" in the 72166-2 value set): the same code
+# cannot say "unknown" as an answer and "current smoker" as a Condition.
 SMOKING_CONDITION = CodeSet(
-    frozenset({"449868002", "77176002", "65568007"}),  # 77176002 smoker, 65568007 cigarettes
+    frozenset({"449868002", "65568007"}),  # daily smoker, cigarette smoker
     _SMOKED_NICOTINE_DEPENDENCE,
 )
 ATHEROSCLEROSIS = CodeSet(

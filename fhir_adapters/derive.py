@@ -23,6 +23,7 @@ from fhir_adapters.features import (
     Ethnicity,
     Extraction,
     ExtractionWarning,
+    Finding,
     Measurement,
     Race,
     RiskFactors,
@@ -62,6 +63,7 @@ class Base:
     age: Measurement
     vitals: Vitals
     ecg: Ecg
+    st_in_window: Finding
     symptoms: Symptoms
     risk_factors: RiskFactors
     warnings: tuple[ExtractionWarning, ...]
@@ -85,11 +87,19 @@ def derive_base(
     warnings = Warnings(list(facts.warnings))
     anchor, selection = select_anchor(facts, to_utc(request_time), encounter_id, warnings)
     ctx = Context.build(facts, anchor, warnings)
-    observations = [o for o in facts.observations if ctx.usable(o.header, subject_path=".subject")]
-    reports = [r for r in facts.reports if ctx.usable(r.header, subject_path=".subject")]
+    observations = [
+        o
+        for o in facts.observations
+        if ctx.usable(o.header, subject_path=".subject", encounter=o.encounter)
+    ]
+    reports = [
+        r
+        for r in facts.reports
+        if ctx.usable(r.header, subject_path=".subject", encounter=r.encounter)
+    ]
     conditions = usable_conditions(ctx, facts.conditions)
     vitals = derive_vitals(ctx, observations, config.vitals_staleness)
-    ecg = derive_ecg(ctx, observations, reports, config.ecg_staleness)
+    ecg, st_in_window = derive_ecg(ctx, observations, reports, config.ecg_staleness)
     symptoms = derive_symptoms(ctx, conditions, observations, config.vitals_staleness)
     risk_factors = derive_risk_factors(
         ctx, conditions, observations, facts.procedures, facts.family_histories, vitals.obesity_bmi
@@ -105,6 +115,7 @@ def derive_base(
         age=demographics.age(facts.patient, anchor.local_date),
         vitals=vitals,
         ecg=ecg,
+        st_in_window=st_in_window,
         symptoms=symptoms,
         risk_factors=risk_factors,
         warnings=tuple(warnings.items),
@@ -144,7 +155,9 @@ def _features(base: Base, sex: ClinicalSex) -> ClinicalFeatures:
     takes no race or ethnicity."""
     warnings = Warnings(list(base.warnings))
     ctx = Context.build(base.facts, base.anchor, warnings)
-    troponin = derive_troponin(ctx, list(base.observations), sex, base.config.troponin_staleness)
+    troponin, raised_in_window = derive_troponin(
+        ctx, list(base.observations), sex, base.config.troponin_staleness
+    )
     vitals = base.vitals
     return ClinicalFeatures(
         anchor_time=base.anchor.time,
@@ -164,5 +177,7 @@ def _features(base: Base, sex: ClinicalSex) -> ClinicalFeatures:
         ecg=base.ecg,
         symptoms=base.symptoms,
         risk_factors=base.risk_factors,
+        troponin_above_url_in_window=raised_in_window,
+        st_deviation_in_window=base.st_in_window,
         warnings=tuple(warnings.items),
     )

@@ -102,6 +102,7 @@ class ReportFact:
     header: Header  # time: effectiveDateTime / effectivePeriod.start
     codes: tuple[Coding, ...]
     conclusion_codes: tuple[Coding, ...]
+    encounter: str | None = None
 
 
 @dataclass(slots=True)

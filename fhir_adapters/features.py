@@ -212,6 +212,11 @@ class ClinicalFeatures:
     ecg: Ecg
     symptoms: Symptoms
     risk_factors: RiskFactors
+    # Evidence of injury or ischaemia anywhere in the staleness windows, not only in the
+    # latest result: a falling troponin after a raised one, or an ST change that has resolved,
+    # still mean it. For the recommendation's safety rules; not model inputs.
+    troponin_above_url_in_window: Finding = ABSENT
+    st_deviation_in_window: Finding = ABSENT
     warnings: tuple[ExtractionWarning, ...] = ()
 
 

@@ -428,7 +428,11 @@ class _Reader:
             _reference(res.get("subject")),
             _time(res.get("effectiveDateTime"), _period_start(res.get("effectivePeriod"))),
         )
-        self.reports.append(ReportFact(header, _codings(res.get("code")), conclusion))
+        self.reports.append(
+            ReportFact(
+                header, _codings(res.get("code")), conclusion, _reference(res.get("encounter"))
+            )
+        )
 
     # --- FamilyMemberHistory ---------------------------------------------------------------
     def _family_history(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:

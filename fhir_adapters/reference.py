@@ -328,7 +328,9 @@ class _ModelReader:
             _reference(res.subject),
             _first(res.effectiveDateTime, _period_start(res.effectivePeriod)),
         )
-        self.reports.append(ReportFact(header, _codings(res.code), conclusion))
+        self.reports.append(
+            ReportFact(header, _codings(res.code), conclusion, _reference(res.encounter))
+        )
 
     def _FamilyMemberHistory(  # noqa: N802
         self, index: int, ref: str, full_url: str | None, res: Model

@@ -5,27 +5,33 @@ Explicit on purpose; docs/engine.md restates it as a table. The rules, in the or
 1. Band from the model's manifest thresholds: p < low_upper -> LOW; p >= high_lower -> HIGH;
    otherwise MODERATE.
 2. Possible ACS = any chest pain or cardiac-equivalent symptom (shoulder, arm or jaw pain,
-   dyspnea, diaphoresis, nausea, epigastric pain), or troponin above the assay's upper
-   reference limit (URL), or ST deviation on the ECG.
+   dyspnea, diaphoresis, nausea, epigastric pain), or evidence of injury or ischaemia.
+   Evidence of injury or ischaemia = the latest troponin above the assay's upper reference
+   limit (URL), or ST deviation on the latest ECG, or any troponin above URL or ST-deviation
+   ECG within their staleness windows (a falling troponin or a resolved ST change still count).
 3. Base ESI by band: HIGH -> 2; MODERATE -> 2 with possible ACS, else 3; LOW -> 3 with possible
    ACS (ECG and troponin are two resources: ESI 3), else 4. The policy never suggests ESI 5:
    it cannot judge that no resource is needed.
-4. Evidence of myocardial injury or ischaemia (troponin above URL, or ST deviation) -> ESI <= 2
-   and cardiology review, whatever the score.
-5. Danger-zone vitals (HR > 100 /min, RR > 20 /min, SpO2 < 92 %) -> ESI <= 2 regardless of the
+4. Evidence of injury or ischaemia -> ESI <= 2 and cardiology review, whatever the score.
+5. HEART high (7-10) -> ESI <= 2, cardiology review and serial troponin, whatever the model's
+   band: the model never argues a HEART-high presentation down.
+6. Danger-zone vitals (HR > 100 /min, RR > 20 /min, SpO2 < 92 %) -> ESI <= 2 regardless of the
    score, with immediate physician evaluation and continuous monitoring.
-6. Hypotension (SBP < 90 mm[Hg]): with possible ACS -> ESI 1 (resuscitation area); without
+7. Hypotension (SBP < 90 mm[Hg]): with possible ACS -> ESI 1 (resuscitation area); without
    -> ESI <= 2.
-7. Possible ACS always gets "ECG within 10 minutes" (first) and never ESI 4 or 5.
-8. Actions per band: HIGH -> serial troponin, cardiology review, continuous monitoring;
+8. Possible ACS always gets "ECG within 10 minutes" (first) and never ESI 4 or 5.
+9. Actions per band: HIGH -> serial troponin, cardiology review, continuous monitoring;
    MODERATE -> serial troponin (0h/3h); LOW with possible ACS -> HEART Pathway early-discharge
-   consideration when HEART <= 3 and troponin is present and not above URL and no danger-zone
-   vital or hypotension, otherwise serial troponin (0h/3h); LOW without possible ACS -> routine
-   reassessment.
-9. Escalated = band HIGH or ESI <= ``escalation_max_esi`` (the fairness audit's definition).
+   consideration only when nothing argues against it (``heart_pathway_blockers``), otherwise
+   serial troponin (0h/3h) with the reasons in the rationale; LOW without possible ACS ->
+   routine reassessment.
+10. Heart rate, systolic BP, respiratory rate or SpO2 not present (missing, stale or
+   implausible) -> "Measure vital signs"; the rationale names them.
+11. Escalated = band HIGH or ESI <= ``escalation_max_esi`` (the fairness audit's definition).
 
-Only PRESENT measurements count: missing, stale or implausible vitals neither trigger nor
-clear a rule (the warnings tell the clinician what is missing).
+Only PRESENT measurements trigger a rule: a missing, stale or implausible vital cannot fire a
+danger-zone rule, but it can never clear one either: it blocks early discharge and asks for
+the vital signs to be measured.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ DANGER_RESPIRATORY_RATE = 20.0  # /min, danger when above
 DANGER_SPO2 = 92.0  # %, danger when below
 HYPOTENSION_SBP = 90.0  # mm[Hg], hypotension when below
 HEART_PATHWAY_MAX_TOTAL = 3
+ADULT_AGE = 18.0  # the model, HEART and the danger-zone vitals are for adults
 
 # --- actions (the exact strings sent to the EHR) -------------------------------------------
 ECG_WITHIN_10_MIN = "ECG within 10 minutes"
@@ -53,6 +60,7 @@ HEART_PATHWAY_DISCHARGE = (
     "Repeat troponin at 3h; consider early discharge (HEART Pathway) if negative"
 )
 ROUTINE_REASSESSMENT = "Routine reassessment per ED protocol"
+MEASURE_VITALS = "Measure vital signs (HR, BP, RR, SpO2)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +111,12 @@ def acs_symptom(f: ClinicalFeatures) -> bool:
 
 
 def myocardial_injury_or_ischaemia(f: ClinicalFeatures) -> bool:
-    return _troponin_above_url(f) or f.ecg.category is EcgCategory.ST_DEVIATION
+    return (
+        _troponin_above_url(f)
+        or f.ecg.category is EcgCategory.ST_DEVIATION
+        or f.troponin_above_url_in_window.present
+        or f.st_deviation_in_window.present
+    )
 
 
 def possible_acs(f: ClinicalFeatures) -> bool:
@@ -128,6 +141,49 @@ def danger_zone_vitals(f: ClinicalFeatures) -> tuple[str, ...]:
 def hypotension(f: ClinicalFeatures) -> bool:
     sbp = _value(f.systolic_bp)
     return sbp is not None and sbp < HYPOTENSION_SBP
+
+
+def vitals_not_present(f: ClinicalFeatures) -> tuple[str, ...]:
+    """The triage vitals the danger-zone rules need that are missing, stale or implausible."""
+    vitals = {
+        "heart rate": f.heart_rate,
+        "systolic BP": f.systolic_bp,
+        "respiratory rate": f.respiratory_rate,
+        "SpO2": f.spo2,
+    }
+    return tuple(
+        f"{name} {m.status.value}" for name, m in vitals.items() if m.status is not Status.PRESENT
+    )
+
+
+def minor(f: ClinicalFeatures) -> bool:
+    age = _value(f.age_years)
+    return age is not None and age < ADULT_AGE
+
+
+def heart_pathway_blockers(
+    f: ClinicalFeatures, heart: HeartBasis, esi: int, vitals_gap: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Why early discharge may not be suggested; empty when it may. HEART Pathway: HEART <= 3
+    with negative troponins, and only for a patient nothing else has escalated: every HEART
+    item known (an unknown item scored 0 could hide points), vitals measured, an adult."""
+    blockers: list[str] = []
+    if heart.total > HEART_PATHWAY_MAX_TOTAL:
+        blockers.append(f"HEART {heart.total} above {HEART_PATHWAY_MAX_TOTAL}")
+    if esi < 3:
+        blockers.append(f"escalated to ESI {esi}")
+    if myocardial_injury_or_ischaemia(f):
+        blockers.append("injury or ischaemia within the windows")
+    if not _troponin_negative(f):
+        blockers.append(f"troponin {f.troponin.status.value}")
+    if f.ecg.category is EcgCategory.UNKNOWN:
+        blockers.append(f"ECG {f.ecg.status.value}")
+    if f.age_years.status is not Status.PRESENT:
+        blockers.append(f"age {f.age_years.status.value}")
+    elif minor(f):
+        blockers.append("patient under 18")
+    blockers.extend(vitals_gap)
+    return tuple(blockers)
 
 
 class _Plan:
@@ -158,6 +214,7 @@ def recommend(
     acs = possible_acs(features)
     danger = danger_zone_vitals(features)
     low_bp = hypotension(features)
+    vitals_gap = vitals_not_present(features)
 
     base = {RiskBand.HIGH: 2, RiskBand.MODERATE: 2 if acs else 3, RiskBand.LOW: 3 if acs else 4}
     plan = _Plan(base[band])
@@ -174,7 +231,13 @@ def recommend(
     if myocardial_injury_or_ischaemia(features):
         plan.at_most(2)
         plan.add(CARDIOLOGY_REVIEW)
-        plan.rationale.append("troponin above URL or ST deviation: ESI 2 or lower")
+        plan.rationale.append(
+            "troponin above URL or ST deviation (latest, or within the window): ESI 2 or lower"
+        )
+    if heart.band is RiskBand.HIGH:
+        plan.at_most(2)
+        plan.add(CARDIOLOGY_REVIEW, SERIAL_TROPONIN)
+        plan.rationale.append(f"HEART {heart.total} (high): ESI 2 or lower")
     if danger:
         plan.at_most(2)
         plan.add(IMMEDIATE_PHYSICIAN, CONTINUOUS_MONITORING)
@@ -189,17 +252,20 @@ def recommend(
     elif band is RiskBand.MODERATE:
         plan.add(SERIAL_TROPONIN)
     elif acs:
-        pathway = (
-            heart.total <= HEART_PATHWAY_MAX_TOTAL
-            and _troponin_negative(features)
-            and not danger
-            and not low_bp
-        )
-        if pathway:
+        blockers = heart_pathway_blockers(features, heart, plan.esi, vitals_gap)
+        if not blockers:
             plan.add(HEART_PATHWAY_DISCHARGE)
             plan.rationale.append("HEART <= 3 with troponin not above URL: HEART Pathway")
         else:
             plan.add(SERIAL_TROPONIN)
+            plan.rationale.append("no early discharge: " + "; ".join(blockers))
+    if vitals_gap:
+        plan.add(MEASURE_VITALS)
+        plan.rationale.append("vital signs not present: " + ", ".join(vitals_gap))
+    if minor(features):
+        plan.rationale.append(
+            "patient under 18: outside the intended adult population; use paediatric triage"
+        )
     if not plan.actions:
         plan.add(ROUTINE_REASSESSMENT)
 

@@ -85,6 +85,10 @@ class Anchor:
     # The anchor's calendar date where it was recorded: the encounter's local date when its
     # start carried an offset, else the UTC date (request-time fallback). Only age uses it.
     local_date: date
+    # The request time (UTC). Resources the bundle links to the triage encounter count up to
+    # it, not only up to the encounter's start: triage vitals, the first ECG and troponin are
+    # taken after arrival, and are the presentation itself.
+    request_time: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -119,8 +123,16 @@ class Context:
     def _warn_not_patient(self, subject: str | None, path: str) -> None:
         self.warnings.add(not_patient_warning(subject, self.full_urls, self.local_refs), path)
 
-    def usable(self, header: Header, *, subject_path: str, strictly_before: bool = False) -> bool:
-        """The gate every clinical resource passes: status, subject, time <= anchor."""
+    def usable(
+        self,
+        header: Header,
+        *,
+        subject_path: str,
+        strictly_before: bool = False,
+        encounter: str | None = None,
+    ) -> bool:
+        """The gate every clinical resource passes: status, subject, time <= anchor (or, for
+        a resource whose ``encounter`` is the triage encounter, <= the request time)."""
         status = header.status
         if status == "entered-in-error":
             self.warnings.add(WarningCode.ENTERED_IN_ERROR, header.path)
@@ -133,18 +145,33 @@ class Context:
             # The path is built only when there is something to warn about.
             self._warn_not_patient(subject, header.path + subject_path)
             return False
-        return self.in_time(header, strictly_before=strictly_before)
+        return self.in_time(header, strictly_before=strictly_before, encounter=encounter)
 
-    def in_time(self, header: Header, *, strictly_before: bool = False) -> bool:
+    def in_time(
+        self, header: Header, *, strictly_before: bool = False, encounter: str | None = None
+    ) -> bool:
         time = header.time
         if time is None:
             self.warnings.add(WarningCode.MISSING_TIME, header.path)
             return False
         anchor = self.anchor.time
         if time > anchor:
+            if self.during_triage_encounter(time, encounter):
+                return True
             self.warnings.add(WarningCode.FUTURE_DATED, header.path)
             return False
         return not (strictly_before and time == anchor)
+
+    def during_triage_encounter(self, time: datetime, encounter: str | None) -> bool:
+        """True for a time after the anchor that still counts: the resource names the triage
+        encounter and was recorded no later than the request."""
+        until = self.anchor.request_time
+        return (
+            encounter is not None
+            and until is not None
+            and time <= until
+            and self.in_triage_encounter(encounter)
+        )
 
     def in_triage_encounter(self, encounter: str | None) -> bool:
         target = self.anchor.encounter_target

@@ -7,25 +7,28 @@ valueBoolean true; or in DiagnosticReport.conclusionCode. One resource's categor
 most severe finding: ST deviation > non-specific (LBBB, LVH, paced, repolarisation) >
 normal. The latest resource wins (at equal times the more severe). Older than the ECG
 staleness window -> category unknown (not scored) with status stale, the stale resource as
-source, and a ``stale_value`` warning.
+source, and a ``stale_value`` warning. Every resource within the window that shows ST
+deviation is also returned, whether or not the latest does (a resolved ST change still
+means ischaemia).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from fhir_adapters import codes
 from fhir_adapters.codes import Coding
 from fhir_adapters.facts import Header, ObservationFact, ReportFact
-from fhir_adapters.features import Ecg, EcgCategory, Status
-from fhir_adapters.rules.context import Context
+from fhir_adapters.features import ABSENT, Ecg, EcgCategory, Finding, Status
+from fhir_adapters.rules.context import Context, sources
 from fhir_adapters.warnings import WarningCode
 
 _ECG_CODINGS = frozenset((codes.SNOMED, code) for code in codes.ECG_FINDINGS)
 _SEVERITY = {EcgCategory.NORMAL: 0, EcgCategory.NONSPECIFIC: 1, EcgCategory.ST_DEVIATION: 2}
 
 
-def category_of(findings: tuple[Coding, ...]) -> EcgCategory:
+def category_of(findings: Iterable[Coding]) -> EcgCategory:
     snomed = {c for s, c in findings if s == codes.SNOMED}
     if snomed & codes.ECG_ST_DEVIATION:
         return EcgCategory.ST_DEVIATION
@@ -41,14 +44,18 @@ def derive_ecg(
     observations: list[ObservationFact],
     reports: list[ReportFact],
     staleness: timedelta,
-) -> Ecg:
+) -> tuple[Ecg, Finding]:
+    """The latest ECG's category, and the ECGs within ``staleness`` showing ST deviation."""
     candidates: list[tuple[datetime, int, int, EcgCategory, Header]] = []
     for obs in observations:
         # valueBoolean false says the finding the code names is absent (as for symptoms).
-        findings = obs.value_codes if obs.value_boolean is False else obs.codes + obs.value_codes
+        findings = list(obs.value_codes if obs.value_boolean is False else obs.codes)
+        if obs.value_boolean is not False:
+            findings += obs.value_codes
         for component in obs.components:
             # A component code alone may be a measurement slot (e.g. ST elevation in mm):
-            # it is a finding only when its value says true.
+            # it is a finding only when its value says true. (A list: a tuple grown once
+            # per component costs quadratic time in a bundle with many components.)
             findings += component.value_codes
             if component.value_boolean is True:
                 findings += component.codes
@@ -58,13 +65,19 @@ def derive_ecg(
     for report in reports:
         _add(candidates, report.header, category_of(report.conclusion_codes))
     if not candidates:
-        return Ecg(EcgCategory.UNKNOWN)
+        return Ecg(EcgCategory.UNKNOWN), ABSENT
+    anchor = ctx.anchor.time
+    st = sorted(
+        (c for c in candidates if c[3] is EcgCategory.ST_DEVIATION and anchor - c[0] <= staleness),
+        key=lambda c: (c[0], c[2]),
+    )
+    st_in_window = Finding(True, sources(c[4].ref for c in st)) if st else ABSENT
     time, _, _, category, header = max(candidates, key=lambda c: (c[0], c[1], c[2]))
-    if ctx.anchor.time - time > staleness:
+    if anchor - time > staleness:
         ctx.warnings.add(WarningCode.STALE_VALUE, header.path)
         # Not scored (UNKNOWN), but the clinician sees which ECG was too old, and when.
-        return Ecg(EcgCategory.UNKNOWN, header.ref, time, Status.STALE)
-    return Ecg(category, header.ref, time)
+        return Ecg(EcgCategory.UNKNOWN, header.ref, time, Status.STALE), st_in_window
+    return Ecg(category, header.ref, time), st_in_window
 
 
 def _add(

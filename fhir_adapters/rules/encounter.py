@@ -94,9 +94,15 @@ def _anchor_at(encounter: EncounterFact, request_time: datetime, warnings: Warni
             WarningCode.ENCOUNTER_WITHOUT_START, f"$.entry[{encounter.entry}].resource.period"
         )
         # request_time is UTC: the fallback anchor's date is the UTC date.
-        return Anchor(request_time, encounter, _target(encounter), request_time.date())
+        return Anchor(
+            request_time, encounter, _target(encounter), request_time.date(), request_time
+        )
     # Age counts birthdays in the patient's calendar: the start's date where it was recorded.
     recorded = local_date(encounter.start_raw)
     return Anchor(
-        start, encounter, _target(encounter), start.date() if recorded is None else recorded
+        start,
+        encounter,
+        _target(encounter),
+        start.date() if recorded is None else recorded,
+        request_time,
     )

@@ -74,7 +74,11 @@ def usable_conditions(ctx: Context, conditions: tuple[ConditionFact, ...]) -> li
             continue
         if not ctx.about_patient(header.subject, header.path + ".subject"):
             continue
-        if header.time is not None and header.time > ctx.anchor.time:
+        if (
+            header.time is not None
+            and header.time > ctx.anchor.time
+            and not ctx.during_triage_encounter(header.time, condition.encounter)
+        ):
             ctx.warnings.add(WarningCode.FUTURE_DATED, header.path)
             continue
         usable.append(condition)

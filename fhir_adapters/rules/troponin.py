@@ -1,4 +1,7 @@
-"""Troponin: the latest result before the anchor, in ng/L, with its upper reference limit.
+"""Troponin: the latest result before the anchor, in ng/L, with its upper reference limit;
+and every result within the staleness window that was above its limit.
+
+A comparator other than FHIR's "<", "<=", ">=", ">" makes the result malformed (not read).
 
 The URL is ``Observation.referenceRange.high`` (the range whose ``appliesTo`` matches the
 patient's sex, else the first range without ``appliesTo``); otherwise the documented
@@ -16,8 +19,16 @@ from datetime import timedelta
 
 from fhir_adapters import codes
 from fhir_adapters.facts import ObservationFact, Quantity, ReferenceRange
-from fhir_adapters.features import ClinicalSex, Status, Troponin, TroponinAssay, UrlSource
-from fhir_adapters.rules.context import Context
+from fhir_adapters.features import (
+    ABSENT,
+    ClinicalSex,
+    Finding,
+    Status,
+    Troponin,
+    TroponinAssay,
+    UrlSource,
+)
+from fhir_adapters.rules.context import Context, sources
 from fhir_adapters.rules.readings import Limits, read_quantity
 from fhir_adapters.units import Dimension, UnitProblem, convert
 from fhir_adapters.warnings import WarningCode
@@ -47,6 +58,8 @@ DEFAULT_URL_NG_L: dict[str, DefaultUrl] = {
 
 
 _TROPONIN_CODINGS = frozenset((codes.LOINC, code) for code in codes.TROPONIN)
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # Quantity.comparator's required value set
+_UPPER_BOUNDS = frozenset({"<", "<="})  # the true value is at most the number given
 
 
 @dataclass(slots=True)
@@ -59,8 +72,38 @@ class _Result:
 
 def derive_troponin(
     ctx: Context, observations: list[ObservationFact], sex: ClinicalSex, staleness: timedelta
-) -> Troponin:
+) -> tuple[Troponin, Finding]:
+    """The latest result, and the results within ``staleness`` above their limit."""
     results = _results(ctx, observations)
+    return _latest(ctx, results, sex, staleness), _above_url_in_window(ctx, results, sex, staleness)
+
+
+def _above_url_in_window(
+    ctx: Context, results: list[_Result], sex: ClinicalSex, staleness: timedelta
+) -> Finding:
+    raised = []
+    for result in results:
+        header = result.obs.header
+        assert header.time is not None  # the gate admits only timed resources
+        value = result.value_ng_l
+        if (
+            value is None
+            or result.comparator in _UPPER_BOUNDS
+            or ctx.anchor.time - header.time > staleness
+        ):
+            continue
+        # The latest result's limit problems are warned by _latest; not twice here.
+        url = _reported_url(None, result.obs, sex) or _default_url(result.loinc, sex)[0]
+        if value > url:
+            raised.append((header.time, header.entry, header.ref))
+    if not raised:
+        return ABSENT
+    return Finding(True, sources(ref for _, _, ref in sorted(raised)))
+
+
+def _latest(
+    ctx: Context, results: list[_Result], sex: ClinicalSex, staleness: timedelta
+) -> Troponin:
     plausible = [r for r in results if r.value_ng_l is not None]
     if not plausible:
         if not results:
@@ -121,6 +164,10 @@ def _results(ctx: Context, observations: list[ObservationFact]) -> list[_Result]
         )  # fmt: skip
         if usable:
             comparator = obs.quantity.comparator if obs.quantity is not None else None
+            if comparator is not None and comparator not in COMPARATORS:
+                # Not a bound FHIR defines: what the number means is unknown.
+                ctx.warnings.add(WarningCode.MALFORMED, obs.header.path + ".valueQuantity")
+                continue
             results.append(_Result(obs, loinc, value, comparator))
     return results
 
@@ -129,7 +176,11 @@ def _url(ctx: Context, result: _Result, sex: ClinicalSex) -> tuple[float, UrlSou
     reported = _reported_url(ctx, result.obs, sex)
     if reported is not None:
         return reported, UrlSource.REFERENCE_RANGE
-    default = DEFAULT_URL_NG_L[result.loinc]
+    return _default_url(result.loinc, sex)
+
+
+def _default_url(loinc: str, sex: ClinicalSex) -> tuple[float, UrlSource]:
+    default = DEFAULT_URL_NG_L[loinc]
     if not default.sex_specific:
         return default.female, UrlSource.DEFAULT
     if sex is ClinicalSex.MALE:
@@ -139,24 +190,27 @@ def _url(ctx: Context, result: _Result, sex: ClinicalSex) -> tuple[float, UrlSou
     return default.female, UrlSource.DEFAULT  # sex unknown: the lower limit
 
 
-def _reported_url(ctx: Context, obs: ObservationFact, sex: ClinicalSex) -> float | None:
+def _reported_url(ctx: Context | None, obs: ObservationFact, sex: ClinicalSex) -> float | None:
+    """The reported limit in ng/L; None when there is none usable (warned, given ``ctx``)."""
     chosen = _matching_range(obs.ranges, sex)
     if chosen is None or chosen.high is None:
         return None
     high: Quantity = chosen.high
-    path = f"{obs.header.path}.referenceRange[{chosen.index}].high"
+    problem = None
     if high.value is None:
-        ctx.warnings.add(WarningCode.MALFORMED, path)
-        return None
-    converted = convert(high.value, high.code, high.system, Dimension.MASS_CONCENTRATION_NG_L)
-    if converted.problem is not None or converted.value is None:
-        missing = converted.problem is UnitProblem.MISSING
-        ctx.warnings.add(WarningCode.MISSING_UNIT if missing else WarningCode.UNKNOWN_UNIT, path)
-        return None
-    if not TROPONIN_LIMITS.accepts(converted.value) or converted.value <= 0:
-        ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, path)
-        return None
-    return converted.value
+        problem = WarningCode.MALFORMED
+    else:
+        converted = convert(high.value, high.code, high.system, Dimension.MASS_CONCENTRATION_NG_L)
+        if converted.problem is not None or converted.value is None:
+            missing = converted.problem is UnitProblem.MISSING
+            problem = WarningCode.MISSING_UNIT if missing else WarningCode.UNKNOWN_UNIT
+        elif not TROPONIN_LIMITS.accepts(converted.value) or converted.value <= 0:
+            problem = WarningCode.IMPLAUSIBLE_VALUE
+        else:
+            return converted.value
+    if ctx is not None:
+        ctx.warnings.add(problem, f"{obs.header.path}.referenceRange[{chosen.index}].high")
+    return None
 
 
 def _matching_range(ranges: tuple[ReferenceRange, ...], sex: ClinicalSex) -> ReferenceRange | None:

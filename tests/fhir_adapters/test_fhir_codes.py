@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from fhir_builder import (
     ICD10,
+    SNOMED,
     Resource,
     bundle,
     condition,
@@ -54,6 +55,19 @@ def test_arm_pain_is_the_arm_not_any_limb(code: str, arm_pain: bool) -> None:
 )
 def test_smoking_is_current_smoked_tobacco(code: str, smoking: bool) -> None:
     features = _features(condition(ICD10, code, id="tob"))
+    assert features.risk_factors.smoking.present is smoking
+
+
+@pytest.mark.parametrize(
+    ("code", "smoking"),
+    [
+        ("449868002", True),  # smokes tobacco daily
+        ("65568007", True),  # cigarette smoker
+        ("77176002", False),  # "smoker, current status unknown" (72166-2's value set)
+    ],
+)
+def test_smoking_conditions_in_snomed(code: str, smoking: bool) -> None:
+    features = _features(condition(SNOMED, code, id="tob"))
     assert features.risk_factors.smoking.present is smoking
 
 

@@ -10,7 +10,14 @@ from clinical_features import calm_features, finding, present, stale, troponin
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fhir_adapters.features import ClinicalFeatures, Ecg, EcgCategory, Troponin
+from fhir_adapters.features import (
+    ClinicalFeatures,
+    Ecg,
+    EcgCategory,
+    Measurement,
+    Status,
+    Troponin,
+)
 from models.schema import SYMPTOMS
 from service import policy
 from service.assessment import HeartBasis, RiskBand
@@ -162,6 +169,65 @@ def test_heart_pathway_is_not_offered_with_danger_zone_vitals(make_features: Mak
     rec = decide(f, LOW_P, total=1)
     assert policy.HEART_PATHWAY_DISCHARGE not in rec.actions
     assert rec.esi_level == 2
+
+
+def pathway_candidate(make: Make, **changes: object) -> ClinicalFeatures:
+    """Chest pain, negative troponin, normal ECG, normal vitals, 40 years: HEART Pathway."""
+    return make(symptoms={"chest_pain": True}, troponin=troponin(0.3), **changes)
+
+
+def test_the_pathway_candidate_is_offered_early_discharge(make_features: Make) -> None:
+    rec = decide(pathway_candidate(make_features), LOW_P, total=2)
+    assert policy.HEART_PATHWAY_DISCHARGE in rec.actions
+    assert rec.esi_level == 3
+
+
+@pytest.mark.parametrize(
+    ("changes", "blocker"),
+    [
+        ({"ecg": Ecg(EcgCategory.ST_DEVIATION, "Observation/ecg")}, "escalated to ESI 2"),
+        ({"st_deviation_in_window": finding("Observation/ecg0")}, "ischaemia"),
+        ({"troponin_above_url_in_window": finding("Observation/tn0")}, "ischaemia"),
+        ({"ecg": Ecg(EcgCategory.UNKNOWN)}, "ECG missing"),
+        ({"age_years": Measurement.missing()}, "age missing"),
+        ({"age_years": present(15)}, "patient under 18"),
+        ({"heart_rate": Measurement.missing()}, "heart rate missing"),
+        ({"spo2": Measurement(None, Status.IMPLAUSIBLE, "Observation/s")}, "SpO2 implausible"),
+        ({"systolic_bp": stale()}, "systolic BP stale"),
+    ],
+)
+def test_early_discharge_needs_every_heart_item_vitals_and_no_ischaemia(
+    make_features: Make, changes: dict[str, object], blocker: str
+) -> None:
+    rec = decide(pathway_candidate(make_features, **changes), LOW_P, total=2)
+    assert policy.HEART_PATHWAY_DISCHARGE not in rec.actions
+    assert policy.SERIAL_TROPONIN in rec.actions
+    assert blocker in " ".join(rec.rationale)
+
+
+def test_injury_or_ischaemia_within_the_window_escalates_like_the_latest(
+    make_features: Make,
+) -> None:
+    for field in ("st_deviation_in_window", "troponin_above_url_in_window"):
+        rec = decide(make_features(**{field: finding()}), LOW_P)
+        assert rec.esi_level == 2
+        assert policy.CARDIOLOGY_REVIEW in rec.actions
+        assert policy.ECG_WITHIN_10_MIN in rec.actions  # possible ACS
+
+
+def test_heart_high_is_esi_2_whatever_the_model_says(make_features: Make) -> None:
+    rec = decide(make_features(symptoms={"dyspnea": True}), LOW_P, total=7)
+    assert rec.band is RiskBand.LOW
+    assert (rec.esi_level, rec.escalated) == (2, True)
+    assert policy.CARDIOLOGY_REVIEW in rec.actions
+    assert policy.SERIAL_TROPONIN in rec.actions
+
+
+def test_vitals_not_present_are_asked_for(make_features: Make) -> None:
+    rec = decide(make_features(respiratory_rate=Measurement.missing()), LOW_P)
+    assert policy.MEASURE_VITALS in rec.actions
+    assert "respiratory rate missing" in " ".join(rec.rationale)
+    assert policy.MEASURE_VITALS not in decide(make_features(), LOW_P).actions
 
 
 def test_escalation_threshold_comes_from_settings(make_features: Make) -> None:
