@@ -71,13 +71,16 @@ class ShadowState:
 # --- fairness figures ---------------------------------------------------------------------------
 def worst_within_stratum_parity(views: Sequence[WindowView]) -> float | None:
     """The largest escalation parity difference within a HEART stratum, over facilities and
-    attributes, among cells where at least two groups meet the minimum count."""
-    values = [
-        p.difference
-        for v in views
-        for p in v.parity
-        if p.stratum in HEART_STRATA and p.sufficient and p.difference is not None
-    ]
+    attributes, taken only over the groups that meet the minimum count: a promotion gate must
+    not turn on one patient's rate (clinical.md: no difference without a minimum count)."""
+    values = []
+    for v in views:
+        for p in v.parity:
+            if p.stratum not in HEART_STRATA:
+                continue
+            rates = [g.rate for g in p.groups if g.sufficient]
+            if len(rates) >= 2:
+                values.append(max(rates) - min(rates))
     return max(values) if values else None
 
 

@@ -30,7 +30,7 @@ from service.assessment import GroupRate, ParityResult
 from service.errors import ModelRejected
 from service.fairness.rules import OK
 from service.fairness.window import WindowView
-from service.shadow import check_promotion
+from service.shadow import check_promotion, worst_within_stratum_parity
 
 TOKEN = "lifecycle-admin-token"
 AUTH = [("authorization", f"Bearer {TOKEN}")]
@@ -531,6 +531,21 @@ def test_the_live_fairness_comparison(
     )
     assert check.failed == failed
     assert check.passed is (not failed)
+
+
+def test_the_within_stratum_parity_ignores_groups_below_the_minimum_count() -> None:
+    def group(name: str, count: int, rate: float, sufficient: bool) -> GroupRate:
+        return GroupRate(name, count, int(rate * count), rate, 0.0, 1.0, sufficient)
+
+    groups = (
+        group("white", 40, 0.5, True),
+        group("black_or_african_american", 40, 0.5, True),
+        group("asian", 1, 1.0, False),  # one patient: not evidence of anything
+    )
+    view = WindowView("f", 81, OK, (ParityResult("race", "low", 0.5, 0.5, groups, True),))
+    assert worst_within_stratum_parity([view]) == 0.0
+    alone = WindowView("f", 41, OK, (ParityResult("race", "low", 0.5, 0.5, groups[1:], False),))
+    assert worst_within_stratum_parity([alone]) is None
 
 
 def test_a_candidate_without_a_recorded_sensitivity_is_refused() -> None:
