@@ -6,7 +6,8 @@ below the safety floor in EVERY audited group with enough low-band encounters, a
 Wilson 95% upper bound of the overall rate is below the floor too. The group attributes are
 used only here, offline, to choose the threshold; at inference no protected attribute is
 needed. ``high_lower`` is the smallest cut-off at which the observed MACE rate at or above it
-reaches ``high_ppv`` (50%: the HEART high band's 50.1%).
+reaches ``high_ppv`` (50%: the HEART high band's 50.1%, a 6-week MACE figure used for our
+30-day label as an approximation).
 """
 
 from __future__ import annotations
