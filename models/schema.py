@@ -246,8 +246,9 @@ def feature_row(f: ClinicalFeatures) -> list[float]:
             append(1.0)
     t = f.troponin
     ratio = t.ratio_to_url
-    if t.status is _PRESENT and ratio is not None and ratio > 0.0:
-        log_ratio = _LOG10(ratio)
+    if t.status is _PRESENT and ratio is not None and ratio >= 0.0:
+        # An undetectable troponin (0) is the lowest value, not a missing one.
+        log_ratio = _LOG10(ratio) if ratio > 0.0 else LOG10_TROPONIN_RATIO_MIN
         if log_ratio < LOG10_TROPONIN_RATIO_MIN:
             log_ratio = LOG10_TROPONIN_RATIO_MIN
         elif log_ratio > LOG10_TROPONIN_RATIO_MAX:

@@ -116,9 +116,11 @@ def test_missing_and_stale_measurements_are_imputed_and_flagged(small_table: Coh
 def test_troponin_ratio_is_log10_and_clipped(small_table: CohortTable) -> None:
     base = _features(small_table)
     idx = FEATURE_NAMES.index("troponin_log10_ratio")
-    for ratio, expected in ((10.0, 1.0), (1e6, 3.0), (1e-6, -2.0)):
+    for ratio, expected in ((10.0, 1.0), (1e6, 3.0), (1e-6, -2.0), (0.0, -2.0)):
         f = dataclasses.replace(base, troponin=Troponin(Status.PRESENT, ratio_to_url=ratio))
-        assert vectorize(f)[idx] == pytest.approx(expected)
+        row = vectorize(f)
+        assert row[idx] == pytest.approx(expected)
+        assert row[FEATURE_NAMES.index("troponin_missing")] == 0.0  # 0 is undetectable, not absent
 
 
 def test_sex_is_not_an_input(small_table: CohortTable) -> None:
