@@ -8,9 +8,11 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from pydantic import TypeAdapter, ValidationError
 
 from .build import DEFAULT_N_PATIENTS, DEFAULT_SEED, build_default, cohort_description
 from .cohort import HISTORICAL_UNDER_TESTING, CohortParams, LabelBias, generate_cohort
@@ -30,6 +32,9 @@ from .train import ModelKind
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGISTRY_ENV = "TRIAGE_MODEL_REGISTRY"
+# The service's setting (Settings.promotion_gates): `promote` applies the gates the service
+# will apply on load, so a promoted version is not refused by the running service.
+GATES_ENV = "TRIAGE_PROMOTION_GATES"
 
 
 def _default_registry() -> Path:
@@ -137,8 +142,28 @@ def cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gates(option: str | None) -> tuple[PromotionGates, str]:
+    """``--gates``, else ``TRIAGE_PROMOTION_GATES``, else the defaults; the JSON object is read
+    as the service reads it (pydantic, the same field names). Returns the gates and where they
+    came from."""
+    if option is not None:
+        text, source = option, "--gates"
+    elif os.environ.get(GATES_ENV):
+        text, source = os.environ[GATES_ENV], GATES_ENV
+    else:
+        return PromotionGates(), "defaults"
+    gates = TypeAdapter(PromotionGates).validate_python(json.loads(text))
+    return gates, source
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
-    report = Registry(Path(args.registry)).promote(args.name, args.version, PromotionGates())
+    try:
+        gates, source = _gates(args.gates)
+    except (ValueError, ValidationError) as exc:  # JSON or field errors: no gates, no promotion
+        print(f"invalid promotion gates: {exc}", file=sys.stderr)
+        return 2
+    print(f"gates ({source}): {json.dumps(asdict(gates), sort_keys=True)}")
+    report = Registry(Path(args.registry)).promote(args.name, args.version, gates)
     print(report.render())
     return 0
 
@@ -198,8 +223,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source")
     p.set_defaults(func=cmd_register)
 
-    p = sub.add_parser("promote", help="apply the gates and make a version active")
+    p = sub.add_parser("promote", help="apply the gates, run the model, and make a version active")
     registry_args(p)
+    p.add_argument(
+        "--gates",
+        help=f"promotion gates as a JSON object (default: ${GATES_ENV}, else the built-in gates)",
+    )
     p.add_argument("version")
     p.set_defaults(func=cmd_promote)
 

@@ -1,13 +1,19 @@
 """Every error the model registry raises. The tree is public API::
 
 RegistryError                  ``reason`` is machine-readable; str() holds no patient data
-├── VersionNotFound            reason: version_not_found, no_active_version
+├── VersionNotFound            reason: version_not_found (also: not a version name),
+│                              no_active_version
+├── RegistryStateInvalid       reason: registry_state_invalid (ACTIVE / HISTORY unreadable or
+│                              not version names)
 ├── ManifestMissing            reason: manifest_missing
 ├── ManifestInvalid            reason: manifest_invalid
 ├── ModelMissing               reason: model_missing
 ├── ChecksumMismatch           reason: checksum_mismatch
 ├── SchemaMismatch             reason: schema_mismatch, protected_feature
 ├── ModelCorrupt               reason: model_corrupt
+├── ModelUnusable              reason: onnx_session_failed, warmup_failed,
+│                              warmup_output_not_finite, warmup_output_out_of_range,
+│                              warmup_output_shape (the model does not run to a probability)
 ├── VersionExists              reason: version_exists
 ├── NothingToRollBack          reason: nothing_to_roll_back
 └── GateFailed                 reason: gate_failed; ``report`` is the PromotionReport
@@ -37,6 +43,10 @@ class VersionNotFound(RegistryError):
     reason = "version_not_found"
 
 
+class RegistryStateInvalid(RegistryError):
+    reason = "registry_state_invalid"
+
+
 class ManifestMissing(RegistryError):
     reason = "manifest_missing"
 
@@ -59,6 +69,13 @@ class SchemaMismatch(RegistryError):
 
 class ModelCorrupt(RegistryError):
     reason = "model_corrupt"
+
+
+class ModelUnusable(RegistryError):
+    """The graph parses but ONNX Runtime cannot turn a row into a probability. The reasons are
+    the service's warm-up reasons: the registry refuses what the service would refuse."""
+
+    reason = "warmup_failed"
 
 
 class VersionExists(RegistryError):

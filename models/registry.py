@@ -10,7 +10,12 @@ Layout::
 
 ``load`` trusts nothing on disk: it re-hashes the ONNX file, checks the feature names
 against ``FEATURE_SCHEMA`` and parses the graph, raising a ``RegistryError`` subclass with a
-machine-readable ``reason`` on any problem.
+machine-readable ``reason`` on any problem. Malformed content anywhere (a manifest that is not
+UTF-8 JSON of the right shape, an unreadable file, ACTIVE or HISTORY that are not version
+names) is a ``RegistryError`` too, never an OSError or a decoding error. Version names are
+checked (``v<number>``, bounded) before any path is built from them. ``promote`` and
+``rollback`` also run the graph (``models.verify``): ACTIVE never names a version whose output
+is not a probability.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from .errors import (
     ModelCorrupt,
     ModelMissing,
     NothingToRollBack,
+    RegistryStateInvalid,
     SchemaMismatch,
     VersionExists,
     VersionNotFound,
@@ -43,6 +49,7 @@ from .export import INPUT_NAME, OUTPUT_NAME
 from .gates import PromotionGates, PromotionReport, apply_gates
 from .schema import FEATURE_NAMES, SCHEMA_VERSION, ProtectedFeatureError, assert_schema_allowed
 from .thresholds import Thresholds
+from .verify import check_runs
 
 DEFAULT_MODEL_NAME = "mace-30d"
 MODEL_FILE = "model.onnx"
@@ -50,8 +57,15 @@ MANIFEST_FILE = "manifest.json"
 CARD_FILE = "model_card.md"
 ACTIVE_FILE = "ACTIVE"
 HISTORY_FILE = "HISTORY"
-_VERSION_RE = re.compile(r"^v(\d+)$")
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# fullmatch only ("$" also matches before a trailing newline); the bound keeps a caller's
+# string from reaching the file system as an over-long path (ENAMETOOLONG).
+_VERSION_RE = re.compile(r"v(?:0|[1-9][0-9]{0,8})")
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def is_version(text: object) -> bool:
+    """Whether ``text`` is a version name (``v<number>``, no leading zero, at most 9 digits)."""
+    return isinstance(text, str) and _VERSION_RE.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,24 +86,47 @@ class Manifest:
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> Manifest:
+    def from_json(cls, text: str | bytes) -> Manifest:
+        """Parse a manifest; anything else (not UTF-8, not JSON, a field of the wrong type)
+        raises ``ManifestInvalid``."""
         try:
-            data: dict[str, Any] = json.loads(text)
+            data = json.loads(text)
+            thresholds = _field(data, "thresholds", dict)
+            metrics = _field(data, "metrics", dict, default={})
+            parent = _field(data, "parent_version", (str, type(None)), default=None)
             return cls(
                 sha256=str(data["sha256"]),
                 schema_version=str(data["schema_version"]),
-                feature_names=tuple(str(n) for n in data["feature_names"]),
+                feature_names=tuple(str(n) for n in _field(data, "feature_names", list)),
                 thresholds=Thresholds(
-                    float(data["thresholds"]["low_upper"]), float(data["thresholds"]["high_lower"])
+                    float(thresholds["low_upper"]), float(thresholds["high_lower"])
                 ),
-                metrics={str(k): float(v) for k, v in data.get("metrics", {}).items()},
-                parent_version=data.get("parent_version"),
+                metrics={str(k): float(v) for k, v in metrics.items()},
+                parent_version=parent,
                 created_at=str(data.get("created_at", "")),
                 training_fingerprint=str(data.get("training_fingerprint", "")),
                 model_kind=str(data.get("model_kind", "")),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        # UnicodeDecodeError is a ValueError; RecursionError: JSON nested too deeply;
+        # OverflowError: float() of a huge integer
+        except (ValueError, KeyError, TypeError, RecursionError, OverflowError) as exc:
             raise ManifestInvalid("manifest.json is not a valid manifest") from exc
+
+
+_MISSING = object()
+
+
+def _field(data: Any, key: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+    """``data[key]`` when ``data`` is an object and the value is a ``kind`` (an absent key gives
+    ``default`` where there is one); else TypeError / KeyError."""
+    if not isinstance(data, dict):
+        raise TypeError("manifest is not a JSON object")
+    if key not in data and default is not _MISSING:
+        return default
+    value = data[key]
+    if not isinstance(value, kind):
+        raise TypeError(f"manifest field {key} has the wrong type")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,54 +167,79 @@ class Registry:
 
     # ---- queries ------------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
-        if not _NAME_RE.match(name):
+        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             raise VersionNotFound("invalid model name")
         return self.root / name
 
+    def _version_dir(self, name: str, version: str) -> Path:
+        """The directory of an existing version; a string that is not a version name is refused
+        before it becomes part of a path (and is not echoed: it may be anything)."""
+        if not is_version(version):
+            raise VersionNotFound(f"{name}: not a version name (v<number>)")
+        d = self._dir(name) / version
+        try:
+            exists = d.is_dir()
+        except OSError as exc:
+            raise VersionNotFound(f"{name} {version} cannot be read") from exc
+        if not exists:
+            raise VersionNotFound(f"{name} has no version {version}")
+        return d
+
     def versions(self, name: str) -> list[str]:
         d = self._dir(name)
-        if not d.is_dir():
-            return []
-        found = [p.name for p in d.iterdir() if p.is_dir() and _VERSION_RE.match(p.name)]
+        try:
+            if not d.is_dir():
+                return []
+            found = [p.name for p in d.iterdir() if is_version(p.name) and p.is_dir()]
+        except OSError as exc:
+            raise RegistryStateInvalid(f"{name}: the registry directory cannot be read") from exc
         return sorted(found, key=lambda v: int(v[1:]))
 
     def active_version(self, name: str) -> str | None:
-        path = self._dir(name) / ACTIVE_FILE
-        if not path.exists():
+        """ACTIVE's version, None when ACTIVE is absent or empty; ``RegistryStateInvalid`` when
+        it cannot be read or holds anything but one version name."""
+        words = _read_words(self._dir(name) / ACTIVE_FILE, name)
+        if not words:
             return None
-        text = path.read_text().strip()
-        return text or None
+        if len(words) != 1:
+            raise RegistryStateInvalid(f"{name}: ACTIVE does not hold one version name")
+        return words[0]
 
     def history(self, name: str) -> list[str]:
-        path = self._dir(name) / HISTORY_FILE
-        if not path.exists():
-            return []
-        return [line for line in path.read_text().splitlines() if line.strip()]
+        """Previously active versions, oldest first (``RegistryStateInvalid`` if unreadable)."""
+        return _read_words(self._dir(name) / HISTORY_FILE, name)
 
     def manifest(self, name: str, version: str) -> Manifest:
-        path = self._dir(name) / version / MANIFEST_FILE
-        if not _VERSION_RE.match(version) or not path.parent.is_dir():
-            raise VersionNotFound(f"{name} has no version {version}")
-        if not path.exists():
-            raise ManifestMissing(f"{name} {version} has no manifest")
-        return Manifest.from_json(path.read_text())
+        path = self._version_dir(name, version) / MANIFEST_FILE
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise ManifestMissing(f"{name} {version} has no manifest") from exc
+        except OSError as exc:  # a directory, no permission ...
+            raise ManifestInvalid(f"{name} {version}: manifest.json cannot be read") from exc
+        return Manifest.from_json(text)
 
     def load(self, name: str, version: str | None = None) -> RegisteredModel:
+        return self._load(name, version)[0]
+
+    def _load(self, name: str, version: str | None) -> tuple[RegisteredModel, bytes]:
+        """The verified model and the very bytes that were hashed and parsed."""
         if version is None:
             version = self.active_version(name)
             if version is None:
                 raise VersionNotFound(f"{name} has no active version", reason="no_active_version")
         manifest = self.manifest(name, version)
-        onnx_path = self._dir(name) / version / MODEL_FILE
-        if not onnx_path.exists():
-            raise ModelMissing(f"{name} {version} has no model.onnx")
-        data = onnx_path.read_bytes()
+        onnx_path = self._version_dir(name, version) / MODEL_FILE
+        try:
+            data = onnx_path.read_bytes()
+        except OSError as exc:
+            raise ModelMissing(f"{name} {version}: model.onnx is missing or unreadable") from exc
         digest = _sha256(data)
         if digest != manifest.sha256:
             raise ChecksumMismatch(f"{name} {version}: model.onnx does not match its manifest")
         _check_schema(manifest.feature_names, manifest.schema_version)
         _check_graph(data, len(manifest.feature_names))
-        return RegisteredModel(name, version, onnx_path, digest, manifest)
+        return RegisteredModel(name, version, onnx_path, digest, manifest), data
 
     # ---- changes ------------------------------------------------------------------------
     def register(
@@ -204,10 +266,10 @@ class Registry:
         if version is None:
             existing = self.versions(name)
             version = f"v{int(existing[-1][1:]) + 1 if existing else 1}"
-        elif not _VERSION_RE.match(version):
+        elif not is_version(version):
             raise VersionNotFound("version must look like v<number>")
         if parent_version is None:
-            parent_version = self.active_version(name)
+            parent_version = self._active_or_none(name)
         manifest = Manifest(
             sha256=_sha256(onnx_bytes),
             schema_version=schema_version,
@@ -240,12 +302,14 @@ class Registry:
     def promote(
         self, name: str, version: str, gates: PromotionGates | None = None
     ) -> PromotionReport:
-        """Make ``version`` ACTIVE if it loads cleanly and passes every gate; else raise
-        (``GateFailed`` carries the report)."""
-        model = self.load(name, version)
+        """Make ``version`` ACTIVE if it loads cleanly, passes every gate and scores the
+        verification rows to probabilities; else raise (``GateFailed`` carries the report,
+        ``ModelUnusable`` names the runtime failure)."""
+        model, data = self._load(name, version)
         report = apply_gates(name, version, model.manifest.metrics, gates or PromotionGates())
         if not report.passed:
             raise GateFailed(report)
+        check_runs(data)
         self._activate(name, version, record_history=True)
         return report
 
@@ -255,20 +319,42 @@ class Registry:
         if not history:
             raise NothingToRollBack(f"{name} has no previous version")
         previous = history[-1]
-        self.load(name, previous)  # refuse to roll back onto a broken artifact
+        # refuse to roll back onto a broken artifact, or onto one that does not run
+        check_runs(self._load(name, previous)[1])
         _write_atomic(
             self._dir(name) / HISTORY_FILE, "".join(f"{v}\n" for v in history[:-1]).encode()
         )
         self._activate(name, previous, record_history=False)
         return previous
 
+    def _active_or_none(self, name: str) -> str | None:
+        # A damaged ACTIVE must not block the promotion that repairs it; it is simply not
+        # recorded as a parent or in HISTORY.
+        try:
+            return self.active_version(name)
+        except RegistryStateInvalid:
+            return None
+
     def _activate(self, name: str, version: str, *, record_history: bool) -> None:
         d = self._dir(name)
-        current = self.active_version(name)
+        current = self._active_or_none(name)
         if record_history and current is not None and current != version:
             history = [*self.history(name), current]
             _write_atomic(d / HISTORY_FILE, "".join(f"{v}\n" for v in history).encode())
         _write_atomic(d / ACTIVE_FILE, f"{version}\n".encode())
+
+
+def _read_words(path: Path, name: str) -> list[str]:
+    """The version names in ACTIVE or HISTORY ([] when the file is absent)."""
+    try:
+        words = path.read_bytes().decode("utf-8").split()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryStateInvalid(f"{name}: {path.name} cannot be read") from exc
+    if not all(is_version(w) for w in words):
+        raise RegistryStateInvalid(f"{name}: {path.name} holds something other than versions")
+    return words
 
 
 def _check_schema(feature_names: tuple[str, ...], schema_version: str) -> None:

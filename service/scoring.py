@@ -19,9 +19,12 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from models.errors import ModelUnusable
 from models.export import INPUT_NAME, OUTPUT_NAME
 from models.registry import RegisteredModel
-from models.schema import FEATURE_NAMES, FEATURE_SCHEMA, LOG10_TROPONIN_RATIO_MAX, SCHEMA_VERSION
+from models.schema import FEATURE_NAMES, SCHEMA_VERSION
+from models.verify import check_probabilities as verify_probabilities
+from models.verify import verification_rows
 from service.errors import ModelNotReady, ModelRejected
 
 logger = logging.getLogger(__name__)
@@ -70,32 +73,17 @@ def imputed_row() -> FloatArray:
 
 
 def warmup_rows() -> FloatArray:
-    """Fixed synthetic rows from ``FEATURE_SCHEMA``: every measurement at its imputation value
-    and flagged missing; every value present and no flag set; every binary flag set with the
-    troponin ratio at its clip maximum. Together they exercise both sides of every indicator."""
-    imputed, present, flags = [], [], []
-    for spec in FEATURE_SCHEMA.features:
-        if spec.impute is not None:
-            imputed.append(spec.impute)
-            present.append(spec.impute)
-            is_troponin_ratio = spec.name == "troponin_log10_ratio"
-            flags.append(LOG10_TROPONIN_RATIO_MAX if is_troponin_ratio else spec.impute)
-        else:
-            imputed.append(1.0 if spec.name.endswith("_missing") else 0.0)
-            present.append(0.0)
-            flags.append(0.0 if spec.name.endswith("_missing") else 1.0)
-    return np.array([imputed, present, flags], dtype=np.float32)
+    """The registry's verification rows (``models.verify``): the service warms a model up on
+    exactly the rows a promotion was checked with."""
+    return verification_rows()
 
 
 def check_probabilities(proba: Any, n_rows: int) -> None:
     """Raise ``ModelRejected`` unless ``proba`` is a finite ``(n_rows, 2)`` array in [0, 1]."""
-    array = np.asarray(proba)
-    if array.shape != (n_rows, 2):
-        raise ModelRejected("warmup_output_shape", "probabilities must have shape (n, 2)")
-    if not np.all(np.isfinite(array)):
-        raise ModelRejected("warmup_output_not_finite", "model output is NaN or infinite")
-    if np.any(array < 0.0) or np.any(array > 1.0):
-        raise ModelRejected("warmup_output_out_of_range", "model output outside [0, 1]")
+    try:
+        verify_probabilities(proba, n_rows)
+    except ModelUnusable as exc:
+        raise ModelRejected(exc.reason, str(exc)) from None
 
 
 def load_scorer(

@@ -1,16 +1,24 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
+import onnx
 import pytest
 
 from models.build import build_default, register_result
+from models.cli import main
 from models.errors import (
     ChecksumMismatch,
     GateFailed,
+    ManifestInvalid,
     ManifestMissing,
     ModelCorrupt,
+    ModelMissing,
+    ModelUnusable,
     NothingToRollBack,
+    RegistryStateInvalid,
     SchemaMismatch,
     VersionNotFound,
 )
@@ -110,3 +118,186 @@ def test_build_default_is_fast_and_idempotent(tmp_path: Path) -> None:
     assert again.sha256 == model.sha256
     other = build_default(tmp_path / "other", n_patients=6000, seed=1, n_boot=30)
     assert other.sha256 == model.sha256  # deterministic artifact
+
+
+# --- malformed content, version names, promotion that runs the model ---------------------
+
+
+def _nan_graph(onnx_bytes: bytes) -> bytes:
+    """The same graph with NaN intercepts: it parses and has the right signature, but its
+    output is not a probability."""
+    proto = onnx.load_from_string(onnx_bytes)
+    changed = False
+    for node in proto.graph.node:
+        if node.op_type == "LinearClassifier":
+            for attr in node.attribute:
+                if attr.name == "intercepts":
+                    attr.floats[:] = [float("nan")] * len(attr.floats)
+                    changed = True
+    assert changed
+    return proto.SerializeToString()
+
+
+def _register_nan(registry: Registry) -> str:
+    v1 = registry.load(NAME, "v1")
+    return registry.register(
+        NAME,
+        _nan_graph(v1.onnx_path.read_bytes()),
+        thresholds=v1.manifest.thresholds,
+        metrics=dict(v1.manifest.metrics),
+        training_fingerprint="nan",
+        model_card="nan",
+    ).version
+
+
+def test_promote_refuses_a_model_whose_output_is_not_a_probability(registry: Registry) -> None:
+    registry.promote(NAME, "v1")
+    bad = _register_nan(registry)
+    registry.load(NAME, bad)  # the registry's static checks alone accept it
+    with pytest.raises(ModelUnusable) as info:
+        registry.promote(NAME, bad)
+    assert info.value.reason == "warmup_output_not_finite"
+    assert registry.active_version(NAME) == "v1"
+    assert registry.history(NAME) == []
+
+
+def test_rollback_refuses_a_model_that_does_not_run(registry: Registry) -> None:
+    bad = _register_nan(registry)
+    (registry.root / NAME / "ACTIVE").write_text("v1\n")
+    (registry.root / NAME / "HISTORY").write_text(f"{bad}\n")
+    with pytest.raises(ModelUnusable):
+        registry.rollback(NAME)
+    assert registry.active_version(NAME) == "v1"
+    assert registry.history(NAME) == [bad]
+
+
+def _manifest_metrics(value: object) -> Callable[[Path], None]:
+    def mutate(path: Path) -> None:
+        data = json.loads(path.read_text())
+        data["metrics"] = value
+        path.write_text(json.dumps(data))
+
+    return mutate
+
+
+def _replace_with_dir(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _manifest_metrics([]),
+        _manifest_metrics(None),
+        _manifest_metrics({"auroc": {"nested": 1}}),
+        lambda p: p.write_bytes(b'{"sha256": "\xff\xfe"}'),
+        lambda p: p.write_text("[1, 2]"),
+        lambda p: p.write_text("[" * 100_000),
+        _manifest_metrics({"auroc": 10**400}),  # float() overflows
+        lambda p: p.write_text(p.read_text().replace('"thresholds": {', '"thresholds": [{')),
+        _replace_with_dir,
+    ],
+    ids=[
+        "metrics-list",
+        "metrics-null",
+        "metric-object",
+        "not-utf8",
+        "not-an-object",
+        "too-deep",
+        "huge-number",
+        "thresholds-list",
+        "a-directory",
+    ],
+)
+def test_a_malformed_manifest_is_manifest_invalid(
+    registry: Registry, mutate: Callable[[Path], None]
+) -> None:
+    mutate(registry.root / NAME / "v1" / "manifest.json")
+    with pytest.raises(ManifestInvalid) as info:
+        registry.load(NAME, "v1")
+    assert info.value.reason == "manifest_invalid"
+
+
+def test_an_unreadable_model_file_is_model_missing(registry: Registry) -> None:
+    _replace_with_dir(registry.root / NAME / "v1" / "model.onnx")
+    with pytest.raises(ModelMissing):
+        registry.load(NAME, "v1")
+
+
+@pytest.mark.parametrize(
+    ("content", "as_dir"),
+    [(b"\xff\xfe\n", False), (b"v1 v2\n", False), (b"../v1\n", False), (b"", True)],
+    ids=["not-utf8", "two-versions", "not-a-version", "a-directory"],
+)
+@pytest.mark.parametrize("file", ["ACTIVE", "HISTORY"])
+def test_malformed_active_or_history_is_registry_state_invalid(
+    registry: Registry, file: str, content: bytes, as_dir: bool
+) -> None:
+    path = registry.root / NAME / file
+    if as_dir:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    read = registry.active_version if file == "ACTIVE" else registry.history
+    if file == "HISTORY" and content == b"v1 v2\n":
+        assert read(NAME) == ["v1", "v2"]  # several versions are what HISTORY holds
+        return
+    with pytest.raises(RegistryStateInvalid) as info:
+        read(NAME)
+    assert info.value.reason == "registry_state_invalid"
+    if file == "ACTIVE":
+        with pytest.raises(RegistryStateInvalid):
+            registry.load(NAME)
+
+
+def test_a_promotion_repairs_a_damaged_active(registry: Registry) -> None:
+    (registry.root / NAME / "ACTIVE").write_bytes(b"\xff\n")
+    registry.promote(NAME, "v1")
+    assert registry.active_version(NAME) == "v1"
+    assert registry.history(NAME) == []  # nothing readable to record
+
+
+@pytest.mark.parametrize(
+    "version", ["v" + "9" * 5000, "v1\n", "v01", "../v1", "v1/../v1", "", "V1", "v1" + "\0"]
+)
+def test_a_string_that_is_not_a_version_name_never_reaches_the_file_system(
+    registry: Registry, version: str
+) -> None:
+    for call in (registry.load, registry.manifest, registry.promote):
+        with pytest.raises(VersionNotFound) as info:
+            call(NAME, version)
+        assert info.value.reason == "version_not_found"
+        assert version not in str(info.value) or not version
+
+
+def test_the_cli_promotes_with_the_service_gates_and_says_which(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = str(registry.root)
+    strict = json.dumps({"min_auroc": 0.999})
+    assert main(["promote", "--registry", root, "--gates", strict, "v1"]) == 2
+    out, err = capsys.readouterr()
+    assert '"min_auroc": 0.999' in out.splitlines()[0]
+    assert out.startswith("gates (--gates): ")
+    assert "[FAIL] auroc" in err
+    monkeypatch.setenv("TRIAGE_PROMOTION_GATES", strict)
+    assert main(["promote", "--registry", root, "v1"]) == 2
+    assert capsys.readouterr().out.startswith("gates (TRIAGE_PROMOTION_GATES): ")
+    monkeypatch.setenv("TRIAGE_PROMOTION_GATES", '{"min_auroc": "high"}')
+    assert main(["promote", "--registry", root, "v1"]) == 2
+    assert "invalid promotion gates" in capsys.readouterr().err
+    assert registry.active_version(NAME) is None
+    monkeypatch.delenv("TRIAGE_PROMOTION_GATES")
+    assert main(["promote", "--registry", root, "v1"]) == 0
+    assert capsys.readouterr().out.startswith("gates (defaults): ")
+    assert registry.active_version(NAME) == "v1"
+
+
+def test_the_cli_refuses_a_model_that_does_not_run(
+    registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = _register_nan(registry)
+    assert main(["promote", "--registry", str(registry.root), bad]) == 1
+    assert "warmup_output_not_finite" in capsys.readouterr().err
+    assert registry.active_version(NAME) is None
