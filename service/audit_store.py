@@ -4,7 +4,7 @@ Durability: every write is a single statement (or one ``BEGIN IMMEDIATE`` transa
 is committed before the method returns. In WAL mode ``synchronous=NORMAL`` keeps every
 committed record across a process crash (SIGKILL) and costs ~10 us per commit;
 ``synchronous=FULL`` also survives power loss or a kernel crash at ~0.1 ms. The default is
-NORMAL (the setting ``audit_synchronous`` chooses; docs/engine.md says why).
+FULL: nothing acknowledged may be lost (the setting ``audit_synchronous`` chooses).
 
 Fail closed: any error while writing (disk full, read-only file, lock held longer than the
 busy timeout, store closed) and any sign that the file written is no longer the file at
@@ -15,6 +15,14 @@ recommendation.
 Threads: one connection guarded by one lock. Writes serialise inside SQLite anyway, and a
 Python lock held for ~10-20 us is cheaper than SQLite's busy-wait between per-thread
 connections (measured: docs/engine.md).
+
+Processes: several server processes on one host may share the file (SQLite's WAL locks
+serialise their writes; the busy timeout is how long one waits for another). Every write
+is one autocommit statement or one ``BEGIN IMMEDIATE`` transaction, so a writer never holds
+a stale snapshot; opening (WAL switch, schema, migration) is safe when they start together.
+Not on a network file system: WAL needs shared memory.
+
+Privacy: the directory (when created here) is 0700 and the files 0600.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import stat
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -147,6 +157,15 @@ class DecisionRow:
 
 
 @dataclass(frozen=True, slots=True)
+class EncounterRow:
+    """An assessment an encounter reference matched, and whose it is."""
+
+    audit_id: str
+    patient_pseudonym: str
+    facility: str  # the facility label
+
+
+@dataclass(frozen=True, slots=True)
 class OutcomeResult:
     audit_ids: tuple[str, ...]
     newly_recorded: tuple[str, ...]  # the ids this call wrote (empty on a replay)
@@ -157,28 +176,26 @@ class AuditStore:
         self,
         path: Path,
         *,
-        synchronous: Literal["normal", "full"] = "normal",
+        synchronous: Literal["normal", "full"] = "full",
         busy_timeout_ms: int = 2000,
     ) -> None:
         self.path = path
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            _owner_only(path)
             conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
             )
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise AuditStoreUnavailable("open_failed", type(exc).__name__) from exc
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = _journal_mode_wal(conn, busy_timeout_ms)
             if mode != "wal":
                 raise AuditStoreUnavailable("wal_unavailable")
             conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             conn.execute("PRAGMA foreign_keys=ON")
-            _migrate(conn)
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            _create_or_migrate(conn)
         except (sqlite3.Error, AuditStoreUnavailable) as exc:
             conn.close()  # a half-opened store must not keep the file open
             if isinstance(exc, AuditStoreUnavailable):
@@ -272,14 +289,21 @@ class AuditStore:
         with self._reading() as conn:
             return self._find(conn, request_id)
 
-    def audit_ids_for_encounter(self, encounter_pseudonym: str) -> tuple[str, ...]:
+    def encounter_assessments(self, encounter_pseudonyms: tuple[str, ...]) -> list[EncounterRow]:
+        """The assessments recorded for any of these encounter pseudonyms, oldest first, with
+        whose they are: an encounter id is only unique within one EHR, so one reference can
+        match other patients' visits (the caller decides what that means)."""
         with self._reading() as conn:
-            rows = conn.execute(
-                "SELECT audit_id FROM assessments WHERE encounter_pseudonym = ?"
-                " ORDER BY created_epoch",
-                (encounter_pseudonym,),
-            ).fetchall()
-        return tuple(r[0] for r in rows)
+            rows = [
+                row
+                for key in dict.fromkeys(encounter_pseudonyms)
+                for row in conn.execute(
+                    "SELECT created_epoch, audit_id, patient_pseudonym, facility FROM assessments"
+                    " WHERE encounter_pseudonym = ?",
+                    (key,),
+                )
+            ]
+        return [EncounterRow(str(r[1]), str(r[2]), str(r[3])) for r in sorted(rows)]
 
     def has_audit_id(self, audit_id: str) -> bool:
         with self._reading() as conn:
@@ -376,6 +400,72 @@ class AuditStore:
         """A committed write only counts if it went to the file at ``path``."""
         if _file_identity(self.path) != self._identity:
             raise AuditStoreUnavailable("store_file_replaced")
+
+
+def _journal_mode_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> str:
+    """Switch a new file to WAL. Several processes opening a new store at once: SQLite
+    answers "locked" at once here, without its busy handler, so retry within the busy
+    timeout (measured: 5 of 300 simultaneous opens failed to start without this)."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
+def _create_or_migrate(conn: sqlite3.Connection) -> None:
+    """Schema and migration in one ``BEGIN IMMEDIATE`` transaction: processes sharing the
+    data dir may open the store at once, and two that both saw the old schema would both
+    alter it (the second then fails to start). Statement by statement: ``executescript``
+    would commit the transaction first."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _migrate(conn)
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _owner_only(path: Path) -> None:
+    """The store holds clinical values: its directory (when created here) and its files are
+    the service user's only. The database file is created 0600 before SQLite opens it, and
+    SQLite gives its -wal and -shm files the database file's mode. A store created with
+    looser modes (by an older version, or by hand) is tightened, with a warning."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Exists: an existing store, or another process sharing the data dir created it now.
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(os.stat(name).st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            # The file name only: a data dir's path can name a site or a person.
+            fields = {"file": name.name, "mode": oct(mode)}
+            try:
+                os.chmod(name, mode & 0o700)
+            except OSError as exc:  # another user's file: it stays as open as it was
+                fields["error"] = type(exc).__name__
+                logger.warning(
+                    "audit store file is readable by group or others", extra={"fields": fields}
+                )
+                continue
+            logger.warning(
+                "audit store file was readable by group or others; now owner-only",
+                extra={"fields": fields},
+            )
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

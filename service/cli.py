@@ -73,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     app = App.start(settings)
     print(f"grpc_port={app.grpc_port}", flush=True)
     print(f"metrics_port={app.metrics_port}", flush=True)
@@ -94,9 +94,11 @@ def _assess(args: argparse.Namespace) -> int:
 
     bundle = Path(args.file).read_bytes()
     request_id = args.request_id or f"cli-{uuid.uuid4()}"
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = Engine.create(settings, Metrics())
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    engine: Engine | None = None
     try:
+        # Inside the try: no loadable model is a one-line error, as at the gRPC surface.
+        engine = Engine.create(settings, Metrics())
         value = engine.assess(bundle, request_id=request_id, encounter_id=args.encounter_id)
     except Exception as exc:
         status = grpc_errors.classify(exc, request_id)
@@ -105,7 +107,8 @@ def _assess(args: argparse.Namespace) -> int:
         print(f"{status.code.name}: {status.message}", file=sys.stderr)
         return FAILED
     finally:
-        engine.close()
+        if engine is not None:
+            engine.close()
     msg = convert.assessment(value)
     if args.json:
         print(json_format.MessageToJson(msg))

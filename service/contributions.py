@@ -31,6 +31,7 @@ from fhir_adapters.features import (
 )
 from models.schema import FEATURE_NAMES
 from service.assessment import Contribution
+from service.deidentify import safe_comparator
 from service.scoring import FloatArray, Scorer, imputed_row
 
 TOP_K = 6
@@ -123,7 +124,8 @@ def describe(features: ClinicalFeatures, item: str, weight: float) -> Contributi
     if item == "troponin":
         t = features.troponin
         if t.status is Status.PRESENT and t.value_ng_l is not None:
-            text = f"{t.comparator or ''}{t.value_ng_l:g} ng/L"
+            # Only the four bounds: a free-text comparator would reach the screen and the store.
+            text = f"{safe_comparator(t.comparator) or ''}{t.value_ng_l:g} ng/L"
             if t.ratio_to_url is not None:
                 text += f" ({t.ratio_to_url:.2g} x URL)"
         else:

@@ -8,23 +8,40 @@ them). The birth date behind ``age_years`` is not kept: the age is.
 The stored answer that an idempotent retry replays keeps pseudonyms too; a retry carries
 the same bundle, whose references map them back (``restore_sources``), so the client gets
 exactly the answer it was first given.
+
+A quantity's ``comparator`` is kept only when it is one of FHIR's four bounds: the adapters
+should refuse anything else, but a free-text comparator would put whatever the EHR sent
+into the store verbatim, so it is dropped here as well (and by ``service.contributions``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from fhir_adapters.features import ClinicalFeatures
+from fhir_adapters.features import ClinicalFeatures, Status
 from fhir_adapters.pseudonym import pseudonym
-from service.assessment import Assessment
+from service.assessment import Assessment, Contribution
 
 # ClinicalFeatures fields that hold references: a feature's provenance, or the encounter.
 _REFERENCE = frozenset({"source", "encounter"})
 _REFERENCES = "sources"
+# FHIR's Quantity.comparator bounds ("ad" is refused too: it is not a bound on a lab value).
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+_COMPARATOR = "comparator"
+# How service.contributions renders a troponin value: a bound, the number, the ratio to URL.
+_NUMBER = r"(?:-?(?:[0-9][0-9.e+-]*|inf)|nan)"  # what format(x, "g") writes
+_TROPONIN_TEXT = re.compile(rf"(?:<=|>=|<|>)?{_NUMBER} ng/L(?: \({_NUMBER} x URL\))?")
+_STATUSES = frozenset(s.value for s in Status)
+
+
+def safe_comparator(comparator: str | None) -> str | None:
+    """The comparator when it is one of the four bounds, else None (dropped)."""
+    return comparator if comparator in COMPARATORS else None
 
 
 class Pseudonyms(dict[str, str]):
@@ -57,6 +74,8 @@ def _pseudonymise(node: Any, pseudonyms: Pseudonyms) -> None:
         if type(value) is str:
             if name in _REFERENCE:
                 node[name] = pseudonyms[value]
+            elif name == _COMPARATOR and value not in COMPARATORS:
+                node[name] = None
         elif type(value) is list and name == _REFERENCES:
             node[name] = [pseudonyms[v] if type(v) is str else v for v in value]
         elif type(value) is dict or type(value) is list:
@@ -64,8 +83,22 @@ def _pseudonymise(node: Any, pseudonyms: Pseudonyms) -> None:
 
 
 def stored_assessment(assessment: Assessment, pseudonyms: Pseudonyms) -> Assessment:
-    """The answer as the store keeps it: contribution sources pseudonymised."""
-    return _map_sources(assessment, pseudonyms.__getitem__)
+    """The answer as the store keeps it: contribution sources pseudonymised, and no troponin
+    text with a comparator other than the four bounds."""
+    stored = _map_sources(assessment, pseudonyms.__getitem__)
+    contributions = tuple(
+        _safe_troponin(c) if c.feature == "troponin" else c for c in stored.contributions
+    )
+    return replace(stored, contributions=contributions)
+
+
+def _safe_troponin(contribution: Contribution) -> Contribution:
+    """A value text in neither rendered form (a status, or a bound and a number) cannot be
+    split into comparator and number safely: only its status is kept."""
+    text = contribution.value
+    if text in _STATUSES or _TROPONIN_TEXT.fullmatch(text):
+        return contribution
+    return replace(contribution, value=contribution.status)
 
 
 def restore_sources(assessment: Assessment, references: Iterable[str], key: bytes) -> Assessment:

@@ -37,7 +37,7 @@ from fhir_adapters.pseudonym import pseudonym
 from models.errors import NothingToRollBack, RegistryError
 from models.gates import apply_gates
 from models.heart import heart_score
-from models.registry import RegisteredModel, Registry
+from models.registry import RegisteredModel, Registry, is_version
 from models.schema import vectorize
 from service.assessment import (
     Assessment,
@@ -52,6 +52,7 @@ from service.contributions import ContributionExplainer
 from service.counterfactual import evaluate, variant_grid
 from service.deidentify import Pseudonyms, restore_sources, stored_assessment, stored_features
 from service.errors import (
+    AmbiguousReference,
     AuditStoreUnavailable,
     DeadlineExceeded,
     IdempotencyConflict,
@@ -73,6 +74,12 @@ from service.settings import Settings
 from service.shadow import PromotionCheck, ShadowCollector, ShadowState, check_promotion, summary
 
 logger = logging.getLogger(__name__)
+
+# What the watcher remembers when ACTIVE cannot be read (never a version name): the failure is
+# counted and logged once, not at every poll, until ACTIVE changes.
+_UNREADABLE_ACTIVE = "<unreadable>"
+# At start-up, how many HISTORY versions (newest first) are tried when ACTIVE does not load.
+_MAX_START_FALLBACKS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +106,18 @@ def load_serving_model(registered: RegisteredModel, settings: Settings) -> Servi
     )
 
 
-def _encounter_reference(reference: str) -> str:
-    """ReportOutcome may name the encounter as ``Encounter/<id>`` or as the bare id; the
-    adapters pseudonymise ``Encounter/<id>`` (or a fullUrl when the resource had no id)."""
+def _encounter_references(reference: str) -> tuple[str, ...]:
+    """What an encounter's assessments may be recorded under, for each form Assess accepts as
+    ``encounter_id`` (the bare id, ``Encounter/<id>``, a fullUrl): the adapters pseudonymise
+    ``Encounter/<id>``, or the fullUrl of an Encounter that has no id. A fullUrl ending in
+    ``Encounter/<id>`` may be either."""
+    _, marker, tail = reference.rpartition("Encounter/")
+    if marker and tail and "/" not in tail:
+        by_id = f"Encounter/{tail}"
+        return (by_id,) if reference == by_id else (by_id, reference)
     if "/" in reference or reference.startswith("urn:"):
-        return reference
-    return f"Encounter/{reference}"
+        return (reference,)
+    return (f"Encounter/{reference}",)
 
 
 class Engine:
@@ -157,11 +170,13 @@ class Engine:
             engine._restore_fairness_windows()
             metrics.register([monitor.collector(), ShadowCollector(lambda: engine._shadow)])
             try:
-                engine.reload()
-            except ModelNotReady:
+                engine._load_at_start()
+            except ModelNotReady as exc:
                 if require_model:
                     raise
-                logger.warning("starting without a model: not ready")
+                logger.warning(
+                    "starting without a model: not ready", extra={"fields": {"reason": exc.reason}}
+                )
             reporter.start()
             engine.start_watcher()
         except BaseException:
@@ -214,12 +229,29 @@ class Engine:
         return Registry(self._settings.model_registry)
 
     def _failed(self, reason: str, version: str | None) -> None:
-        """Count and log a failed load (reason code and version only: no patient data)."""
+        """Count and log a failed load (reason code and version only: no patient data; a
+        caller's string that is not a version name is not echoed)."""
         self._metrics.record_model_load_failure(reason)
+        shown = "ACTIVE" if version is None else version if is_version(version) else "<invalid>"
         logger.warning(
             "model load failed; the current model keeps serving",
-            extra={"fields": {"reason": reason, "version": version or "ACTIVE"}},
+            extra={"fields": {"reason": reason, "version": shown}},
         )
+
+    def _active(self) -> str:
+        """The registry's ACTIVE version, remembered as acted on (the watcher then waits for a
+        change). Raises ModelNotReady (none set) or ModelRejected (unreadable); counted."""
+        try:
+            active = self._registry().active_version(self._settings.model_name)
+        except RegistryError as exc:
+            self._seen_active = _UNREADABLE_ACTIVE
+            self._failed(exc.reason, None)
+            raise ModelRejected(exc.reason, "the registry's ACTIVE cannot be used") from exc
+        if active is None:
+            self._failed("no_active_version", None)
+            raise ModelNotReady("no_active_version", "the registry has no active model")
+        self._seen_active = active
+        return active
 
     def _registered(self, version: str | None) -> RegisteredModel:
         """The registry's ``version`` (None: ACTIVE), verified by the registry (manifest,
@@ -267,12 +299,42 @@ class Engine:
         """Load ``version`` (None: the registry's ACTIVE), validate and warm it up, then swap.
         On any failure the current model keeps serving."""
         with self._lifecycle:
-            registered = self._registered(version)
             if version is None:
                 # Loaded or not, this ACTIVE has been acted on: the watcher waits for a change
                 # (a start without a model does not retry the version that just failed).
-                self._seen_active = registered.version
-            return self._serve(self._load(registered))
+                version = self._active()
+            return self._serve(self._load(self._registered(version)))
+
+    def _load_at_start(self) -> None:
+        """Serve ACTIVE; when it does not load, the newest HISTORY version that does (ACTIVE is
+        left as it is and the watcher waits for it to change). Without this a bad ACTIVE takes
+        every restarted replica down although a good model is on disk. Raises ModelNotReady
+        when nothing loads (or no ACTIVE is set: nothing was ever promoted)."""
+        try:
+            self.reload()
+            return
+        except ModelNotReady as exc:
+            # no_active_version: nothing promoted; cuda_unavailable: no version would load
+            if exc.reason in ("no_active_version", "cuda_unavailable"):
+                raise
+            refused = exc
+        try:
+            history = self._registry().history(self._settings.model_name)
+        except RegistryError as exc:
+            self._failed(exc.reason, None)
+            raise refused from exc
+        newest_first = [v for v in dict.fromkeys(reversed(history)) if v != self._seen_active]
+        for version in newest_first[:_MAX_START_FALLBACKS]:
+            try:
+                ref = self.load_version(version)  # counted and logged if it fails
+            except ModelNotReady:
+                continue
+            logger.warning(
+                "ACTIVE does not load; serving the newest HISTORY version that does",
+                extra={"fields": {"reason": refused.reason, "version": ref.version}},
+            )
+            return
+        raise refused
 
     def swap_model(self, registered: RegisteredModel) -> ModelRef:
         """Load and warm up ``registered``, then replace the served model in one assignment.
@@ -412,7 +474,10 @@ class Engine:
                 return None
             try:
                 active = self._registry().active_version(self._settings.model_name)
-            except (OSError, RegistryError):
+            except RegistryError as exc:
+                if self._seen_active != _UNREADABLE_ACTIVE:
+                    self._seen_active = _UNREADABLE_ACTIVE
+                    self._failed(exc.reason, None)
                 return None
             if active is None or active == self._seen_active:
                 return None
@@ -574,7 +639,9 @@ class Engine:
     ) -> OutcomeAck:
         """Join a delayed outcome by audit id, or by encounter reference (every assessment of
         that encounter). Reporting the same outcome again is a no-op; a different MACE value
-        for an already reported decision raises IdempotencyConflict."""
+        for an already reported decision raises IdempotencyConflict. An encounter reference
+        that matches more than one patient's (or facility's) assessments raises
+        AmbiguousReference and writes nothing: encounter ids repeat across EHRs."""
         if bool(audit_id) == bool(encounter_reference):
             raise InvalidRequest("need_audit_id_or_encounter_reference")
         if audit_id:
@@ -583,10 +650,20 @@ class Engine:
             audit_ids: tuple[str, ...] = (audit_id,)
         else:
             assert encounter_reference is not None  # for mypy: checked above
-            key = pseudonym(self._key, _encounter_reference(encounter_reference))
-            audit_ids = self._store.audit_ids_for_encounter(key)
-            if not audit_ids:
+            keys = tuple(
+                pseudonym(self._key, r) for r in _encounter_references(encounter_reference)
+            )
+            rows = self._store.encounter_assessments(keys)
+            if not rows:
                 raise UnknownReference("unknown_encounter")
+            # Only the rows checked here are written, so an assessment of another patient
+            # recorded meanwhile is never joined either.
+            if len({(r.patient_pseudonym, r.facility) for r in rows}) > 1:
+                raise AmbiguousReference(
+                    "ambiguous_encounter",
+                    "the encounter reference matches more than one patient or facility",
+                )
+            audit_ids = tuple(r.audit_id for r in rows)
         reported_at = datetime.now(UTC)
         result = self._store.record_outcome(audit_ids, mace, occurred_at, reported_at)
         # Every joined decision, not only the newly recorded ones: a repeat of the same outcome

@@ -7,6 +7,8 @@ to gRPC status codes in one table::
     ├── IdempotencyConflict      same request_id, different bundle bytes;
     │                            or an outcome already reported differently   -> ALREADY_EXISTS
     ├── UnknownReference         ReportOutcome for an unknown audit/encounter -> NOT_FOUND
+    ├── AmbiguousReference       an encounter reference that matches more than
+    │                            one patient's assessments (ask for audit_id) -> FAILED_PRECONDITION
     ├── DeadlineExceeded         the caller's deadline passed before persist  -> DEADLINE_EXCEEDED
     ├── ModelNotReady            no model loaded / warm-up failed             -> UNAVAILABLE
     │   └── ModelRejected        the model failed a load-time check (schema, warm-up output)
@@ -44,6 +46,13 @@ class IdempotencyConflict(ServiceError):  # noqa: N818 (names fixed by the contr
 
 class UnknownReference(ServiceError):  # noqa: N818 (names fixed by the contract)
     default_reason = "unknown_reference"
+
+
+class AmbiguousReference(ServiceError):  # noqa: N818 (named like its siblings)
+    """ReportOutcome by an encounter reference that matches assessments of more than one
+    patient or facility (encounter ids repeat across EHRs): nothing is written."""
+
+    default_reason = "ambiguous_encounter"
 
 
 class DeadlineExceeded(ServiceError):  # noqa: N818 (names fixed by the contract)

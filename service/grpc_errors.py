@@ -9,13 +9,16 @@
                                                                  malformed_request
     service IdempotencyConflict             ALREADY_EXISTS       request_id_reused
     service UnknownReference                NOT_FOUND            unknown_audit_id
-    service DeadlineExceeded                DEADLINE_EXCEEDED    deadline_exceeded
+    service AmbiguousReference              FAILED_PRECONDITION  ambiguous_encounter
+    service DeadlineExceeded                DEADLINE_EXCEEDED    deadline_exceeded,
+                                                                 stream_idle_timeout
     service ModelNotReady                   UNAVAILABLE          model_not_ready
     service AuditStoreUnavailable           UNAVAILABLE          audit_store_unavailable
     service ModelRejected (admin reload)    FAILED_PRECONDITION  model_rejected
     models RegistryError (admin)            FAILED_PRECONDITION  checksum_mismatch, gate_failed
     service AdminDisabled                   PERMISSION_DENIED    admin_disabled
     service AdminUnauthenticated            UNAUTHENTICATED      admin_unauthenticated
+    ServerBusy (transport, below)           RESOURCE_EXHAUSTED   too_many_streams
     anything else                           INTERNAL             internal (request id only)
 
 Every failed call carries the reason and the JSON path three ways: a google.rpc.Status with one
@@ -43,6 +46,14 @@ from service import errors as service_errors
 
 logger = logging.getLogger(__name__)
 
+
+class ServerBusy(service_errors.ServiceError):
+    """A transport limit of this process (not of the request) is reached: the call is refused
+    at once so that it never waits on a thread the limit reserves for other calls."""
+
+    default_reason = "too_many_streams"
+
+
 DOMAIN = "triage.v1"
 REASON_KEY = "triage-error-reason"
 PATH_KEY = "triage-error-path"
@@ -68,6 +79,11 @@ TABLE: tuple[Rule, ...] = (
         "conflicts with what is already recorded (request_id reused or outcome differs)",
     ),
     Rule(service_errors.UnknownReference, grpc.StatusCode.NOT_FOUND, "unknown reference"),
+    Rule(
+        service_errors.AmbiguousReference,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "ambiguous reference; report the outcome by audit_id",
+    ),
     Rule(service_errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"),
     Rule(
         service_errors.ModelRejected,
@@ -85,6 +101,7 @@ TABLE: tuple[Rule, ...] = (
         grpc.StatusCode.UNAVAILABLE,
         "the decision could not be recorded; no recommendation is given",
     ),
+    Rule(ServerBusy, grpc.StatusCode.RESOURCE_EXHAUSTED, "server limit reached; retry later"),
     Rule(service_errors.AdminDisabled, grpc.StatusCode.PERMISSION_DENIED, "admin is disabled"),
     Rule(
         service_errors.AdminUnauthenticated,

@@ -1,13 +1,20 @@
 """The gRPC transport: thin servicers (decode -> engine -> encode), health, reflection.
 
 ``create_server(settings, engine, metrics)`` builds a synchronous ``grpc.server`` with a small
-thread pool (``settings.workers``; 1-2 threads per process measured fastest here, see
-docs/service.md) and returns ``(server, port)``: a :class:`TriageServer` (not yet started)
-and the bound port (``settings.port == 0`` picks a free one).
+thread pool and returns ``(server, port)``: a :class:`TriageServer` (not yet started) and the
+bound port (``settings.port == 0`` picks a free one).
+
+Threads: ``settings.workers`` for unary calls (1-2 per process measured fastest here, see
+docs/service.md) plus one per AssessStream slot (``settings.max_streams``). An open stream
+holds its thread for as long as it is open, so streams are capped: one more is refused at once
+(RESOURCE_EXHAUSTED ``too_many_streams``), and a stream that sends nothing for
+``settings.stream_idle_timeout_s`` is ended (DEADLINE_EXCEEDED ``stream_idle_timeout``). Idle
+or slow streams therefore never starve health checks or Assess.
 
 Health (``grpc.health.v1``) reports NOT_SERVING until ``engine.ready`` (a model loaded and
-its warm-up inference passed) and follows it afterwards; on shutdown it goes NOT_SERVING for
-good before the server stops accepting calls.
+its warm-up inference passed) and follows it afterwards; it also reports NOT_SERVING while
+calls fail because the audit store cannot be used (see :class:`HealthTracker`). On shutdown it
+goes NOT_SERVING for good before the server stops accepting calls.
 
 The triage services are registered from their descriptors (:func:`_register`), not with the
 generated ``add_*_to_server``: those deserialize with ``FromString``, and a request that is not
@@ -36,6 +43,7 @@ from triage.v1 import triage_pb2
 
 from service import convert, errors, grpc_errors
 from service.assessment import Assessment, ModelRef, OutcomeAck
+from service.errors import AuditStoreUnavailable
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -43,10 +51,6 @@ logger = logging.getLogger(__name__)
 TRIAGE_SERVICE = triage_pb2.DESCRIPTOR.services_by_name["TriageService"].full_name
 ADMIN_SERVICE = triage_pb2.DESCRIPTOR.services_by_name["TriageAdmin"].full_name
 SERVICE_NAMES = (TRIAGE_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
-# Headroom above the bundle limit so that a slightly larger bundle reaches the extractor and is
-# answered RESOURCE_EXHAUSTED with its reason; far larger messages are refused by gRPC itself
-# (also RESOURCE_EXHAUSTED).
-_MESSAGE_OVERHEAD = 1024 * 1024
 _HEALTH_POLL_S = 0.25
 
 
@@ -134,12 +138,93 @@ def _lenient(message_class: type[Message]) -> Callable[[bytes], Message | Malfor
     return deserialize
 
 
+class StoreHealth(Protocol):
+    """Told how each call that used the audit store went (:class:`HealthTracker`)."""
+
+    def store_failed(self) -> None: ...
+
+    def store_ok(self) -> None: ...
+
+
+class _NoStoreHealth:
+    def store_failed(self) -> None:
+        pass
+
+    def store_ok(self) -> None:
+        pass
+
+
+_END = object()
+
+
+class _StreamIdle(Exception):  # noqa: N818 - control flow inside AssessStream
+    pass
+
+
+class StreamSlots:
+    """At most ``limit`` AssessStreams at once, and the idle timeout of each.
+
+    A stream's requests are read on a reader thread so that its handler can wait for the next
+    one with a timeout (gRPC's request iterator blocks without one). Each stream has at most
+    one read pending, so ``limit`` reader threads suffice; a read left pending by a stream that
+    was ended returns as soon as gRPC has closed that call."""
+
+    def __init__(self, limit: int, idle_timeout_s: float) -> None:
+        self.limit = limit
+        self.idle_timeout_s = idle_timeout_s
+        self._free = threading.BoundedSemaphore(limit) if limit else None
+        self._readers = futures.ThreadPoolExecutor(
+            max_workers=max(1, limit), thread_name_prefix="grpc-stream-reader"
+        )
+
+    def admit(self, context: grpc.ServicerContext) -> bool:
+        """Take a slot until the call ends (however it ends); False when none is free."""
+        if self._free is None or not self._free.acquire(blocking=False):
+            return False
+        free = self._free
+        released = threading.Lock()
+
+        def release() -> None:
+            if released.acquire(blocking=False):  # once, whichever path ends the call
+                free.release()
+
+        if not context.add_callback(release):  # the call has already ended
+            release()
+        return True
+
+    def requests(self, request_iterator: Iterator[Any]) -> Iterator[Any]:
+        """The stream's requests; raises :class:`_StreamIdle` when none comes in time."""
+        timeout = self.idle_timeout_s or None
+        while True:
+            pending = self._readers.submit(next, request_iterator, _END)
+            try:
+                request = pending.result(timeout=timeout)
+            except futures.TimeoutError:
+                raise _StreamIdle() from None
+            if request is _END:
+                return
+            yield request
+
+
 class TriageServicer:
     """triage.v1.TriageService."""
 
-    def __init__(self, engine: Engine, metrics: ErrorMetrics) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        metrics: ErrorMetrics,
+        *,
+        streams: StreamSlots | None = None,
+        store_health: StoreHealth | None = None,
+    ) -> None:
         self._engine = engine
         self._failures = _Failures(metrics)
+        self._streams = streams or StreamSlots(limit=2, idle_timeout_s=0)
+        self._store_health = store_health or _NoStoreHealth()
+
+    def _store_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, AuditStoreUnavailable):
+            self._store_health.store_failed()
 
     def _assess(self, request: triage_pb2.AssessRequest, deadline: float | None) -> Assessment:
         return self._engine.assess(
@@ -153,17 +238,40 @@ class TriageServicer:
         self, request: triage_pb2.AssessRequest, context: grpc.ServicerContext
     ) -> triage_pb2.Assessment:
         try:
-            return convert.assessment(self._assess(request, _deadline(context)))
+            value = convert.assessment(self._assess(request, _deadline(context)))
         except Exception as exc:  # noqa: BLE001 - the one error table answers
+            self._store_failed(exc)
             self._failures.abort(context, exc, "Assess", request.request_id)
+        self._store_health.store_ok()
+        return value
 
     def AssessStream(  # noqa: N802
         self,
         request_iterator: Iterator[triage_pb2.AssessRequest | MalformedRequest],
         context: grpc.ServicerContext,
     ) -> Iterator[triage_pb2.AssessResult]:
+        if not self._streams.admit(context):
+            # Refused before reading anything: waiting for a slot would hold a worker thread.
+            busy = grpc_errors.ServerBusy(
+                "too_many_streams", f"at most {self._streams.limit} AssessStreams per process"
+            )
+            self._failures.abort(context, busy, "AssessStream", "")
         deadline = _deadline(context)
-        for request in request_iterator:
+        try:
+            yield from self._stream_results(self._streams.requests(request_iterator), deadline)
+        except _StreamIdle:
+            idle = errors.DeadlineExceeded(
+                "stream_idle_timeout",
+                f"no request for {self._streams.idle_timeout_s:g} s; resume after the last result",
+            )
+            self._failures.abort(context, idle, "AssessStream", "")
+
+    def _stream_results(
+        self,
+        requests: Iterator[triage_pb2.AssessRequest | MalformedRequest],
+        deadline: float | None,
+    ) -> Iterator[triage_pb2.AssessResult]:
+        for request in requests:
             if isinstance(request, MalformedRequest):
                 # Its request_id cannot be read: the error answers the item in its place.
                 status = self._failures.status(request.error(), "AssessStream", "")
@@ -172,11 +280,13 @@ class TriageServicer:
             try:
                 value = convert.assessment(self._assess(request, deadline))
             except Exception as exc:  # noqa: BLE001 - per-item errors never end the stream
+                self._store_failed(exc)
                 status = self._failures.status(exc, "AssessStream", request.request_id)
                 yield triage_pb2.AssessResult(
                     request_id=request.request_id, error=grpc_errors.to_error_detail(status)
                 )
             else:
+                self._store_health.store_ok()
                 yield triage_pb2.AssessResult(request_id=request.request_id, assessment=value)
 
     def ReportOutcome(  # noqa: N802
@@ -197,9 +307,12 @@ class TriageServicer:
                 mace=request.mace,
                 occurred_at=occurred_at,
             )
-            return convert.outcome_ack(ack)
+            answer = convert.outcome_ack(ack)
         except Exception as exc:  # noqa: BLE001 - the one error table answers
+            self._store_failed(exc)
             self._failures.abort(context, exc, "ReportOutcome", "")
+        self._store_health.store_ok()
+        return answer
 
     def GetFairnessReport(  # noqa: N802
         self, request: triage_pb2.FairnessReportRequest, context: grpc.ServicerContext
@@ -266,22 +379,46 @@ def _register(
 
 class HealthTracker:
     """Keeps grpc.health.v1 in step with ``engine.ready`` (polled; a model may be loaded or
-    lost later by a reload) until :meth:`shutdown`, after which it stays NOT_SERVING."""
+    lost later by a reload) until :meth:`shutdown`, after which it stays NOT_SERVING.
 
-    def __init__(self, engine: Engine) -> None:
+    It also reports NOT_SERVING after a call failed because the audit store cannot be used
+    (every Assess would fail closed too), until a call that used the store succeeds or
+    ``store_hold_s`` passes without another such failure. The hold ends by itself because a
+    load balancer that drains this process sends it nothing to succeed with; after it, the
+    next call tests the store again. ``store_hold_s == 0``: the store is not considered."""
+
+    def __init__(self, engine: Engine, store_hold_s: float = 0.0) -> None:
         self.servicer = health.HealthServicer(experimental_non_blocking=True)
         self._engine = engine
+        self._store_hold_s = store_hold_s
+        self._store_failed_at: float | None = None
         self._stop = threading.Event()
         self._serving: bool | None = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="health", daemon=True)
         self.refresh()
 
+    def store_failed(self) -> None:
+        if self._store_hold_s > 0:
+            self._store_failed_at = time.monotonic()
+            self.refresh()
+
+    def store_ok(self) -> None:
+        if self._store_failed_at is not None:  # read without the lock: the per-call path
+            self._store_failed_at = None
+            self.refresh()
+
+    def _store_failing(self) -> bool:
+        failed_at = self._store_failed_at
+        return failed_at is not None and time.monotonic() - failed_at < self._store_hold_s
+
     def refresh(self) -> bool:
         with self._lock:
             if self._stop.is_set():
                 return False
-            serving = bool(self._engine.ready)
+            ready = bool(self._engine.ready)
+            store_failing = self._store_failing()
+            serving = ready and not store_failing
             if serving != self._serving:
                 status = (
                     health_pb2.HealthCheckResponse.SERVING
@@ -291,7 +428,12 @@ class HealthTracker:
                 for name in ("", TRIAGE_SERVICE, ADMIN_SERVICE):
                     self.servicer.set(name, status)
                 if self._serving is not None or serving:
-                    logger.info("health %s", "SERVING" if serving else "NOT_SERVING")
+                    cause = "audit store unavailable" if ready and store_failing else ""
+                    logger.info(
+                        "health %s%s",
+                        "SERVING" if serving else "NOT_SERVING",
+                        f" ({cause})" if cause else "",
+                    )
                 self._serving = serving
             return serving
 
@@ -345,9 +487,14 @@ def create_server(
     admin: object | None = None,
 ) -> tuple[TriageServer, int]:
     """Build the server and bind ``settings.host:settings.port``. Not started."""
-    max_message = settings.max_bundle_bytes + _MESSAGE_OVERHEAD
+    # Above the bundle limit with margin: a bundle between the two is answered with its
+    # reason (per item in AssessStream); only a larger message is refused by gRPC itself.
+    max_message = settings.transport_message_bytes
+    # The stream slots' threads come on top of the workers: streams never take the threads
+    # that health and unary calls need.
+    threads = settings.workers + settings.max_streams
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="grpc-worker"),
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-worker"),
         options=[
             ("grpc.max_receive_message_length", max_message),
             ("grpc.max_send_message_length", max_message),
@@ -356,10 +503,12 @@ def create_server(
     )
     services = triage_pb2.DESCRIPTOR.services_by_name
     failures = _Failures(metrics)
-    _register(server, services["TriageService"], TriageServicer(engine, metrics), failures)
+    tracker = HealthTracker(engine, settings.store_unavailable_hold_s)
+    streams = StreamSlots(settings.max_streams, settings.stream_idle_timeout_s)
+    servicer = TriageServicer(engine, metrics, streams=streams, store_health=tracker)
+    _register(server, services["TriageService"], servicer, failures)
     if admin is not None:
         _register(server, services["TriageAdmin"], admin, failures)
-    tracker = HealthTracker(engine)
     health_pb2_grpc.add_HealthServicer_to_server(tracker.servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
     failure = f"could not bind the gRPC port {settings.port} on {settings.host}"
@@ -378,6 +527,8 @@ __all__ = [
     "HealthTracker",
     "MalformedRequest",
     "ModelRef",
+    "StoreHealth",
+    "StreamSlots",
     "TriageServer",
     "TriageServicer",
     "create_server",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from service.settings import Settings
@@ -34,19 +35,35 @@ def load_pseudonym_key(settings: Settings) -> bytes:
 
 
 def load_or_create_key_file(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: of two processes starting at once, exactly one creates the key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.exists():
         return _read_key_file(path)
-    key = secrets.token_bytes(KEY_BYTES)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-        handle.flush()
-        os.fsync(handle.fileno())
+    # Written whole to a private temporary file, then linked into place: of two processes
+    # starting at once exactly one key wins, and nobody ever reads a half-written key.
+    fd, temporary = tempfile.mkstemp(prefix=".pseudonym-", dir=path.parent)
+    try:
+        key = secrets.token_bytes(KEY_BYTES)
+        with os.fdopen(fd, "wb") as handle:  # mkstemp creates it 0600
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return _read_key_file(path)
+        _fsync_directory(path.parent)
+    finally:
+        os.unlink(temporary)
     logger.info("created a new pseudonym key file in the data directory")
     return key
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_key_file(path: Path) -> bytes:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fhir_adapters.config import ExtractionConfig
@@ -20,6 +20,8 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 MIN_SECRET_CHARS = 16
+# Room in one gRPC message for an AssessRequest's other fields beside a bundle at the limit.
+MESSAGE_FRAMING_BYTES = 64 * 1024
 
 
 class Settings(BaseSettings):
@@ -31,7 +33,33 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         9464, ge=0, le=65535, description="Prometheus /metrics port; 0 picks a free port."
     )
-    workers: int = Field(2, ge=1, le=64, description="gRPC worker threads.")
+    workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description=(
+            "gRPC worker threads kept for unary calls (Assess, ReportOutcome, health, admin): "
+            "the pool has workers + max_streams threads and open AssessStreams hold at most "
+            "max_streams of them."
+        ),
+    )
+    max_streams: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description=(
+            "Concurrent AssessStreams per process, each with its own thread beside the workers; "
+            "one more is refused at once with RESOURCE_EXHAUSTED too_many_streams. 0: off."
+        ),
+    )
+    stream_idle_timeout_s: float = Field(
+        60.0,
+        ge=0,
+        description=(
+            "An AssessStream that sends no request for this long is ended with "
+            "DEADLINE_EXCEEDED stream_idle_timeout, freeing its slot; 0: never."
+        ),
+    )
     reuse_port: bool = Field(
         False,
         description=(
@@ -48,10 +76,11 @@ class Settings(BaseSettings):
         Path("var"), description="Holds the audit store (audit.sqlite) and the pseudonym key."
     )
     audit_synchronous: Literal["normal", "full"] = Field(
-        "normal",
+        "full",
         description=(
-            "SQLite synchronous mode in WAL. normal: every committed record survives a process "
-            "crash (~10 us); full: also survives power loss (~110 us)."
+            "SQLite synchronous mode in WAL. full: every answered decision survives a process "
+            "crash and power loss (~110 us per commit); normal (opt-out): a process crash only "
+            "(~10 us), the last commits may be lost with the power."
         ),
     )
     audit_busy_timeout_ms: int = Field(
@@ -61,6 +90,15 @@ class Settings(BaseSettings):
         description=(
             "How long a write waits for a lock held by another process before the audit "
             "store is declared unavailable (the request then fails closed with UNAVAILABLE)."
+        ),
+    )
+    store_unavailable_hold_s: float = Field(
+        10.0,
+        ge=0,
+        description=(
+            "After a call fails because the audit store cannot be written or read, health "
+            "reports NOT_SERVING until a call succeeds or this long passes without another such "
+            "failure (then traffic may test the store again); 0: health ignores the store."
         ),
     )
     pseudonym_key: SecretStr | None = Field(
@@ -108,6 +146,15 @@ class Settings(BaseSettings):
     # --- FHIR input --------------------------------------------------------------------------
     max_bundle_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Larger bundles: RESOURCE_EXHAUSTED."
+    )
+    max_message_bytes: int | None = Field(
+        None,
+        ge=1024,
+        description=(
+            "gRPC's own limit on one message (unset: 4 x max_bundle_bytes + 64 KiB). A bundle "
+            "between the two limits is answered too_many_bytes (in AssessStream, as that item's "
+            "error); a larger message is refused by gRPC itself and ends an AssessStream."
+        ),
     )
     max_bundle_entries: int = Field(20_000, ge=1)
     max_json_depth: int = Field(64, ge=8)
@@ -182,6 +229,26 @@ class Settings(BaseSettings):
             strict_validation=self.strict_validation,
             pseudonym_key=pseudonym_key,
         )
+
+    @model_validator(mode="after")
+    def _message_above_bundle(self) -> Settings:
+        # At or below the bundle limit, gRPC would refuse an oversized bundle before the
+        # extractor could answer it with its reason (and end an AssessStream with it).
+        if (
+            self.max_message_bytes is not None
+            and self.max_message_bytes < self.max_bundle_bytes + MESSAGE_FRAMING_BYTES
+        ):
+            raise ValueError(
+                f"max_message_bytes must be at least max_bundle_bytes + {MESSAGE_FRAMING_BYTES}"
+            )
+        return self
+
+    @property
+    def transport_message_bytes(self) -> int:
+        """gRPC's receive (and send) limit: ``max_message_bytes`` or 4 x the bundle limit."""
+        if self.max_message_bytes is not None:
+            return self.max_message_bytes
+        return 4 * self.max_bundle_bytes + MESSAGE_FRAMING_BYTES
 
     @property
     def audit_db_path(self) -> Path:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from assessments import assessment, record
@@ -82,14 +86,20 @@ def test_outcome_for_an_unknown_audit_id_is_refused_by_the_foreign_key(store: Au
         store.record_outcome(("nope",), True, None, datetime.now(UTC))
 
 
-def test_audit_ids_for_encounter_lists_every_assessment_oldest_first(store: AuditStore) -> None:
+def test_encounter_assessments_list_every_match_oldest_first_with_whose(
+    store: AuditStore,
+) -> None:
     t0 = datetime.now(UTC)
     a = assessment("a", created_at=t0)
     b = assessment("b", created_at=t0 + timedelta(seconds=1))
+    c = assessment("c", created_at=t0 + timedelta(seconds=2))
+    store.insert(record(c, encounter_pseudonym="by-full-url"))
     store.insert(record(b))
     store.insert(record(a))
-    assert store.audit_ids_for_encounter("enc-pseudonym") == (a.audit_id, b.audit_id)
-    assert store.audit_ids_for_encounter("other") == ()
+    rows = store.encounter_assessments(("enc-pseudonym", "by-full-url"))
+    assert [r.audit_id for r in rows] == [a.audit_id, b.audit_id, c.audit_id]
+    assert {(r.patient_pseudonym, r.facility) for r in rows} == {("patient-pseudonym", "other")}
+    assert store.encounter_assessments(("other",)) == []
 
 
 def test_recent_decisions_keep_the_latest_per_facility_inside_the_window(
@@ -222,3 +232,148 @@ def test_concurrent_writers_from_threads_record_everything(store: AuditStore) ->
     for t in threads:
         t.join()
     assert store.count() == 200
+
+
+# --- file modes: clinical values are the service user's only -------------------------------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_new_store_is_owner_only_with_its_wal_and_shm(tmp_path: Path) -> None:
+    """Were 0755 / 0644 under the usual umask 022: world-readable clinical values."""
+    old_umask = os.umask(0o022)
+    try:
+        data_dir = tmp_path / "new" / "data"
+        s = AuditStore(data_dir / "audit.sqlite")
+        s.insert(record(assessment()))  # the -wal and -shm files exist from the first write
+        assert _mode(data_dir) == 0o700
+        for name in ("audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm"):
+            assert _mode(data_dir / name) == 0o600, name
+        s.close()
+    finally:
+        os.umask(old_umask)
+
+
+def test_an_existing_data_dir_keeps_its_mode(tmp_path: Path) -> None:
+    """Only a directory the store creates is made 0700: an operator's directory is theirs."""
+    tmp_path.chmod(0o750)
+    AuditStore(tmp_path / "audit.sqlite").close()
+    assert _mode(tmp_path) == 0o750
+
+
+def test_an_existing_world_readable_store_is_tightened_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "audit.sqlite"
+    with sqlite3.connect(path) as conn:  # as an older version left it: 0644 under umask 022
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x)")
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            name.chmod(0o644)
+        caplog.set_level(logging.WARNING, logger="service.audit_store")
+        s = AuditStore(path)
+    conn.close()
+    s.insert(record(assessment()))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        assert _mode(name) == 0o600, name.name
+    warned = [r for r in caplog.records if "owner-only" in r.getMessage()]
+    assert len(warned) == 3
+    assert all(str(tmp_path) not in r.getMessage() + str(vars(r)) for r in warned)
+    s.close()
+
+
+# --- several processes sharing one store ----------------------------------------------------
+
+
+def test_two_stores_opening_an_old_schema_at_once_both_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processes sharing a data dir may start together. Was: both saw the old schema, both
+    ran ALTER TABLE, and the second failed with open_failed (duplicate column)."""
+    path = tmp_path / "audit.sqlite"
+    AuditStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE assessments DROP COLUMN requested_encounter")
+        conn.execute("PRAGMA user_version=1")
+    conn.close()
+    other: list[AuditStore | AuditStoreUnavailable] = []
+    racers: list[threading.Thread] = []
+
+    def open_other() -> None:
+        try:
+            other.append(AuditStore(path))
+        except AuditStoreUnavailable as exc:
+            other.append(exc)
+
+    class Racing(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql.startswith("ALTER TABLE") and not racers:
+                # The other process opens the store between this one's look at the schema
+                # and its ALTER, given the time to finish if nothing holds it back.
+                racers.append(threading.Thread(target=open_other))
+                racers[0].start()
+                racers[0].join(0.5)
+            return super().execute(sql, *args)
+
+    connect = sqlite3.connect
+
+    def first_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        monkeypatch.setattr(sqlite3, "connect", connect)  # the other process: a plain one
+        return connect(*args, **kwargs, factory=Racing)
+
+    monkeypatch.setattr(sqlite3, "connect", first_connect)
+    first = AuditStore(path)
+    racers[0].join(10)
+    (second,) = other
+    assert isinstance(second, AuditStore), second
+    first.insert(record(assessment("r")))
+    assert second.find("r") is not None
+    first.close()
+    second.close()
+
+
+def test_a_new_store_opened_by_several_processes_at_once_waits_for_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite answers "database is locked" at once (no busy handler) to a process switching a
+    new file to WAL while another does (measured: 5 of 300 simultaneous opens). Was:
+    open_failed, so one of several processes started together on a new data dir died."""
+    attempts: list[str] = []
+
+    class Locked(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql == "PRAGMA journal_mode=WAL" and len(attempts) < 3:
+                attempts.append(sql)
+                exc = sqlite3.OperationalError("database is locked")
+                exc.sqlite_errorcode = sqlite3.SQLITE_BUSY
+                raise exc
+            return super().execute(sql, *args)
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: connect(*a, **k, factory=Locked))
+    s = AuditStore(tmp_path / "audit.sqlite")
+    assert len(attempts) == 3
+    s.insert(record(assessment()))
+    s.close()
+    # A lock held past the busy timeout still fails closed.
+    monkeypatch.setattr(
+        sqlite3,
+        "connect",
+        lambda *a, **k: connect(*a, **k, factory=_always_locked()),
+    )
+    with pytest.raises(AuditStoreUnavailable, match="open_failed"):
+        AuditStore(tmp_path / "other.sqlite", busy_timeout_ms=50)
+
+
+def _always_locked() -> type[sqlite3.Connection]:
+    class AlwaysLocked(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql == "PRAGMA journal_mode=WAL":
+                exc = sqlite3.OperationalError("database is locked")
+                exc.sqlite_errorcode = sqlite3.SQLITE_BUSY
+                raise exc
+            return super().execute(sql, *args)
+
+    return AlwaysLocked

@@ -101,6 +101,20 @@ def test_assess_reports_a_bad_bundle_without_a_traceback(
     assert "Traceback" not in result.stderr
 
 
+def test_assess_without_a_model_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    bundle = tmp_path / "b.json"
+    bundle.write_text('{"resourceType": "Bundle", "type": "collection", "entry": []}')
+    (tmp_path / "empty").mkdir()
+    result = _run(
+        "assess", str(bundle), "--data-dir", str(tmp_path / "d"),
+        "--registry", str(tmp_path / "empty"),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "UNAVAILABLE" in result.stderr
+    assert "no_active_version" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIAGE_PORT", "6000")
     monkeypatch.setenv("TRIAGE_METRICS_PORT", "6001")

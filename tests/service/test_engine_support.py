@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,15 @@ def test_key_file_is_created_once_with_mode_0600_and_reused(tmp_path: Path) -> N
     assert len(key) == KEY_BYTES
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_or_create_key_file(path) == key
+
+
+def test_the_data_dir_is_private_and_racing_starts_agree_on_one_key(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "pseudonym.key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: load_or_create_key_file(path), range(32)))
+    assert len(keys) == 1
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert sorted(p.name for p in path.parent.iterdir()) == ["pseudonym.key"]
 
 
 def test_configured_key_wins_over_the_file(make_settings: Callable[..., Settings]) -> None:

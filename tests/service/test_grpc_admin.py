@@ -79,6 +79,32 @@ def test_reload_and_failed_loads_keep_the_model_serving(serve: Callable[..., Any
     assert served.engine.model_ref == before
 
 
+def test_cuda_without_a_gpu_per_rpc(serve: Callable[..., Any]) -> None:
+    """``cuda`` requested where there is none: the server starts without a model; Assess is
+    UNAVAILABLE model_not_ready, and ReloadModel FAILED_PRECONDITION cuda_unavailable (what
+    docs/service.md's error table states)."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("a CUDA provider is available here")
+    served = serve(execution_provider="cuda", admin_token=TOKEN)
+    assert not served.engine.ready
+    with pytest.raises(grpc.RpcError) as err:
+        served.stub.Assess(
+            triage_pb2.AssessRequest(fhir_bundle=b"{}", request_id="cuda-1"), timeout=10
+        )
+    assert err.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert dict(err.value.trailing_metadata())["triage-error-reason"] == "model_not_ready"
+    with pytest.raises(grpc.RpcError) as err:
+        served.admin.ReloadModel(
+            triage_pb2.ReloadModelRequest(),
+            metadata=[("authorization", f"Bearer {TOKEN}")],
+            timeout=30,
+        )
+    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert dict(err.value.trailing_metadata())["triage-error-reason"] == "cuda_unavailable"
+
+
 def test_shadow_calls_need_the_credential(serve: Callable[..., Any]) -> None:
     served = serve(admin_token=TOKEN)
     with pytest.raises(grpc.RpcError) as err:

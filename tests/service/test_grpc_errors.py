@@ -166,6 +166,8 @@ def test_errors_are_counted(serve: Callable[..., Any]) -> None:
         (errors.AuditStoreUnavailable(), "UNAVAILABLE", "audit_store_unavailable", ""),
         (errors.AdminDisabled(), "PERMISSION_DENIED", "admin_disabled", ""),
         (errors.AdminUnauthenticated(), "UNAUTHENTICATED", "admin_unauthenticated", ""),
+        (grpc_errors.ServerBusy(), "RESOURCE_EXHAUSTED", "too_many_streams", ""),
+        (errors.AmbiguousReference(), "FAILED_PRECONDITION", "ambiguous_encounter", ""),
         (KeyError("CANARYNAME-7f3a"), "INTERNAL", "internal", ""),
     ],
 )
@@ -296,7 +298,7 @@ def test_outcome_without_a_usable_reference_is_counted_and_logged(
 _RAISED = re.compile(
     r"\b(?:InvalidRequest|IdempotencyConflict|UnknownReference|DeadlineExceeded|ModelNotReady"
     r"|ModelRejected|PromotionRefused|AuditStoreUnavailable|AdminDisabled|AdminUnauthenticated"
-    r'|_connection)\(\s*"([a-z0-9_]+)"'
+    r'|ServerBusy|AmbiguousReference|_connection)\(\s*"([a-z0-9_]+)"'
 )
 
 
@@ -315,3 +317,28 @@ def test_every_reason_raised_is_documented() -> None:
     docs = (ROOT / "docs" / "service.md").read_text() + (ROOT / "docs" / "lifecycle.md").read_text()
     missing = sorted(r for r in reasons if f"`{r}`" not in docs)
     assert not missing, f"reasons missing from the error tables: {missing}"
+
+
+def _documented_statuses() -> dict[str, set[str]]:
+    """docs/service.md's error table: status -> the reasons its rows name."""
+    text = (ROOT / "docs" / "service.md").read_text()
+    table = text[text.index("| condition | status | reasons |") :]
+    statuses: dict[str, set[str]] = {}
+    for line in table.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        _condition, status, reasons = (cell.strip() for cell in line.strip("|").split("|"))
+        statuses.setdefault(status, set()).update(re.findall(r"`([a-z0-9_]+)`", reasons))
+    return statuses
+
+
+def test_error_table_states_what_each_rpc_returns_for_model_load_failures() -> None:
+    """Assess answers UNAVAILABLE model_not_ready whatever kept the model from loading; the
+    load's own reason (cuda_unavailable, model_unreadable) is an admin FAILED_PRECONDITION
+    (tests/service/test_grpc_admin.py checks both over gRPC)."""
+    statuses = _documented_statuses()
+    assert "model_not_ready" in statuses["UNAVAILABLE"]
+    assert not {"cuda_unavailable", "model_unreadable"} & statuses["UNAVAILABLE"]
+    assert {"cuda_unavailable", "model_unreadable"} <= statuses["FAILED_PRECONDITION"]
+    assert "too_many_streams" in statuses["RESOURCE_EXHAUSTED"]
+    assert "stream_idle_timeout" in statuses["DEADLINE_EXCEEDED"]

@@ -77,13 +77,18 @@ class TriageServiceServicer:
         """Backfill: a stream of requests in, one AssessResult per request out, in order.
         Why a bidirectional stream rather than a batch message:
         - per-item errors: a bad bundle yields an AssessResult carrying an ErrorDetail and the
-        stream continues; one malformed record never fails the backfill;
+        stream continues; one malformed record never fails the backfill. A bundle above the
+        bundle limit is its item's "too_many_bytes" error only while its message is within
+        gRPC's own message limit (4x the bundle limit by default): a larger message is refused
+        by gRPC before the service sees it and ends the stream with RESOURCE_EXHAUSTED;
         - flow control: the EHR sends as fast as the service consumes (HTTP/2 flow control), no
         single multi-megabyte message and no whole-batch memory peak on either side;
         - one connection and one call for the whole backfill, and every result received has
         already been written durably, so a client that is cut off resumes from the last
         result it received (request ids make the replay idempotent).
-        The stream holds one server worker thread while it is open.
+        The stream holds a thread of its own while it is open; each server process serves a
+        limited number at once (one more is RESOURCE_EXHAUSTED "too_many_streams") and ends a
+        stream that sends nothing for a while (DEADLINE_EXCEEDED "stream_idle_timeout").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
