@@ -91,6 +91,11 @@ class Measurement:
         return cls(None, Status.MISSING)
 
 
+# Quantity.comparator's bounds (FHIR's required value set less "ad", which bounds no lab
+# value): the only comparators a Troponin ever carries.
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+
+
 @dataclass(frozen=True, slots=True)
 class Troponin:
     """The latest troponin before the anchor, normalised to ng/L."""

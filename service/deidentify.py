@@ -9,9 +9,10 @@ The stored answer that an idempotent retry replays keeps pseudonyms too; a retry
 the same bundle, whose references map them back (``restore_sources``), so the client gets
 exactly the answer it was first given.
 
-A quantity's ``comparator`` is kept only when it is one of FHIR's four bounds: the adapters
-should refuse anything else, but a free-text comparator would put whatever the EHR sent
-into the store verbatim, so it is dropped here as well (and by ``service.contributions``).
+A quantity's ``comparator`` is kept only when it is one of FHIR's four bounds
+(``fhir_adapters.features.COMPARATORS``). The adapters refuse anything else; this is defence
+in depth, since a free-text comparator would put whatever the EHR sent into the store
+verbatim (``service.contributions`` drops it too).
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ from typing import Any
 
 import orjson
 
-from fhir_adapters.features import ClinicalFeatures, Status
+from fhir_adapters.features import COMPARATORS, ClinicalFeatures, Status
 from fhir_adapters.pseudonym import pseudonym
 from service.assessment import Assessment, Contribution
 
 # ClinicalFeatures fields that hold references: a feature's provenance, or the encounter.
 _REFERENCE = frozenset({"source", "encounter"})
 _REFERENCES = "sources"
-# FHIR's Quantity.comparator bounds ("ad" is refused too: it is not a bound on a lab value).
-COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 _COMPARATOR = "comparator"
 # How service.contributions renders a troponin value: a bound, the number, the ratio to URL.
 _NUMBER = r"(?:-?(?:[0-9][0-9.e+-]*|inf)|nan)"  # what format(x, "g") writes

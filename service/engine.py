@@ -111,8 +111,8 @@ def _encounter_references(reference: str) -> tuple[str, ...]:
     ``encounter_id`` (the bare id, ``Encounter/<id>``, a fullUrl): the adapters pseudonymise
     ``Encounter/<id>``, or the fullUrl of an Encounter that has no id. A fullUrl ending in
     ``Encounter/<id>`` may be either."""
-    _, marker, tail = reference.rpartition("Encounter/")
-    if marker and tail and "/" not in tail:
+    tail = _encounter_key(reference)
+    if tail != reference and "/" not in tail:  # named with "Encounter/<id>"
         by_id = f"Encounter/{tail}"
         return (by_id,) if reference == by_id else (by_id, reference)
     if "/" in reference or reference.startswith("urn:"):

@@ -21,6 +21,7 @@ from fhir_adapters import codes
 from fhir_adapters.facts import ObservationFact, Quantity, ReferenceRange
 from fhir_adapters.features import (
     ABSENT,
+    COMPARATORS,
     ClinicalSex,
     Finding,
     Status,
@@ -58,7 +59,6 @@ DEFAULT_URL_NG_L: dict[str, DefaultUrl] = {
 
 
 _TROPONIN_CODINGS = frozenset((codes.LOINC, code) for code in codes.TROPONIN)
-COMPARATORS = frozenset({"<", "<=", ">=", ">"})  # Quantity.comparator's required value set
 _UPPER_BOUNDS = frozenset({"<", "<="})  # the true value is at most the number given
 
 
@@ -93,7 +93,7 @@ def _above_url_in_window(
         ):
             continue
         # The latest result's limit problems are warned by _latest; not twice here.
-        url = _reported_url(None, result.obs, sex) or _default_url(result.loinc, sex)[0]
+        url, _ = _url(None, result, sex)
         if value > url:
             raised.append((header.time, header.entry, header.ref))
     if not raised:
@@ -172,15 +172,12 @@ def _results(ctx: Context, observations: list[ObservationFact]) -> list[_Result]
     return results
 
 
-def _url(ctx: Context, result: _Result, sex: ClinicalSex) -> tuple[float, UrlSource]:
+def _url(ctx: Context | None, result: _Result, sex: ClinicalSex) -> tuple[float, UrlSource]:
+    """The result's upper reference limit; a reported limit's problems warned given ``ctx``."""
     reported = _reported_url(ctx, result.obs, sex)
     if reported is not None:
         return reported, UrlSource.REFERENCE_RANGE
-    return _default_url(result.loinc, sex)
-
-
-def _default_url(loinc: str, sex: ClinicalSex) -> tuple[float, UrlSource]:
-    default = DEFAULT_URL_NG_L[loinc]
+    default = DEFAULT_URL_NG_L[result.loinc]
     if not default.sex_specific:
         return default.female, UrlSource.DEFAULT
     if sex is ClinicalSex.MALE:
