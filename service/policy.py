@@ -25,8 +25,10 @@ Explicit on purpose; docs/engine.md restates it as a table. The rules, in the or
    consideration only when nothing argues against it (``heart_pathway_blockers``), otherwise
    serial troponin (0h/3h) with the reasons in the rationale; LOW without possible ACS ->
    routine reassessment.
-10. Heart rate, systolic BP, respiratory rate or SpO2 not present (missing, stale or
-   implausible) -> "Measure vital signs"; the rationale names them.
+10. Heart rate, systolic BP, respiratory rate or SpO2 not current -> "Measure vital signs"; the
+   rationale names them. Current = PRESENT and measured no earlier than
+   ``CURRENT_VITALS_LEAD`` before the triage encounter's start (pre-hospital readings count;
+   yesterday's clinic visit, though within the staleness window the model uses, does not).
 11. Escalated = band HIGH or ESI <= ``escalation_max_esi`` (the fairness audit's definition).
 
 Only PRESENT measurements trigger a rule: a missing, stale or implausible vital cannot fire a
@@ -37,6 +39,7 @@ the vital signs to be measured.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fhir_adapters.features import ClinicalFeatures, EcgCategory, Measurement, Status
 from service.assessment import HeartBasis, Recommendation, RiskBand
@@ -48,6 +51,8 @@ DANGER_SPO2 = 92.0  # %, danger when below
 HYPOTENSION_SBP = 90.0  # mm[Hg], hypotension when below
 HEART_PATHWAY_MAX_TOTAL = 3
 ADULT_AGE = 18.0  # the model, HEART and the danger-zone vitals are for adults
+# Triage vitals: taken at this visit, or en route (EMS) up to an hour before its start.
+CURRENT_VITALS_LEAD = timedelta(hours=1)
 
 # --- actions (the exact strings sent to the EHR) -------------------------------------------
 ECG_WITHIN_10_MIN = "ECG within 10 minutes"
@@ -143,17 +148,25 @@ def hypotension(f: ClinicalFeatures) -> bool:
     return sbp is not None and sbp < HYPOTENSION_SBP
 
 
-def vitals_not_present(f: ClinicalFeatures) -> tuple[str, ...]:
-    """The triage vitals the danger-zone rules need that are missing, stale or implausible."""
+def vitals_not_current(f: ClinicalFeatures) -> tuple[str, ...]:
+    """The triage vitals the danger-zone rules need that are not current: missing, stale or
+    implausible, or measured before this visit (more than ``CURRENT_VITALS_LEAD`` before the
+    encounter's start). An old value may still fire a danger-zone rule (that errs towards
+    escalation) but never stands in for the vitals of this visit."""
     vitals = {
         "heart rate": f.heart_rate,
         "systolic BP": f.systolic_bp,
         "respiratory rate": f.respiratory_rate,
         "SpO2": f.spo2,
     }
-    return tuple(
-        f"{name} {m.status.value}" for name, m in vitals.items() if m.status is not Status.PRESENT
-    )
+    earliest = f.anchor_time - CURRENT_VITALS_LEAD
+    gaps: list[str] = []
+    for name, m in vitals.items():
+        if m.status is not Status.PRESENT:
+            gaps.append(f"{name} {m.status.value}")
+        elif m.effective is None or m.effective < earliest:
+            gaps.append(f"{name} from before this visit")
+    return tuple(gaps)
 
 
 def minor(f: ClinicalFeatures) -> bool:
@@ -166,7 +179,8 @@ def heart_pathway_blockers(
 ) -> tuple[str, ...]:
     """Why early discharge may not be suggested; empty when it may. HEART Pathway: HEART <= 3
     with negative troponins, and only for a patient nothing else has escalated: every HEART
-    item known (an unknown item scored 0 could hide points), vitals measured, an adult."""
+    item known (an unknown item scored 0 could hide points), vitals measured at this visit,
+    an adult."""
     blockers: list[str] = []
     if heart.total > HEART_PATHWAY_MAX_TOTAL:
         blockers.append(f"HEART {heart.total} above {HEART_PATHWAY_MAX_TOTAL}")
@@ -214,7 +228,7 @@ def recommend(
     acs = possible_acs(features)
     danger = danger_zone_vitals(features)
     low_bp = hypotension(features)
-    vitals_gap = vitals_not_present(features)
+    vitals_gap = vitals_not_current(features)
 
     base = {RiskBand.HIGH: 2, RiskBand.MODERATE: 2 if acs else 3, RiskBand.LOW: 3 if acs else 4}
     plan = _Plan(base[band])
@@ -261,7 +275,7 @@ def recommend(
             plan.rationale.append("no early discharge: " + "; ".join(blockers))
     if vitals_gap:
         plan.add(MEASURE_VITALS)
-        plan.rationale.append("vital signs not present: " + ", ".join(vitals_gap))
+        plan.rationale.append("vital signs not current: " + ", ".join(vitals_gap))
     if minor(features):
         plan.rationale.append(
             "patient under 18: outside the intended adult population; use paediatric triage"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from clinical_features import calm_features, finding, present, stale, troponin
@@ -228,6 +229,31 @@ def test_vitals_not_present_are_asked_for(make_features: Make) -> None:
     assert policy.MEASURE_VITALS in rec.actions
     assert "respiratory rate missing" in " ".join(rec.rationale)
     assert policy.MEASURE_VITALS not in decide(make_features(), LOW_P).actions
+
+
+def test_vitals_from_before_this_visit_are_asked_for_and_block_early_discharge(
+    make_features: Make,
+) -> None:
+    """Yesterday's clinic heart rate is within the model's staleness window but is not a
+    triage vital: early discharge waits for this visit's vitals."""
+    f = pathway_candidate(make_features)
+    assert policy.HEART_PATHWAY_DISCHARGE in decide(f, LOW_P).actions
+    edge = f.anchor_time - policy.CURRENT_VITALS_LEAD
+    en_route = replace(f, heart_rate=replace(f.heart_rate, effective=edge))
+    assert policy.HEART_PATHWAY_DISCHARGE in decide(en_route, LOW_P).actions
+    yesterday = replace(f, heart_rate=replace(f.heart_rate, effective=edge - timedelta(seconds=1)))
+    rec = decide(yesterday, LOW_P)
+    assert policy.HEART_PATHWAY_DISCHARGE not in rec.actions
+    assert policy.MEASURE_VITALS in rec.actions
+    assert "heart rate from before this visit" in " ".join(rec.rationale)
+
+
+def test_an_old_danger_zone_vital_still_escalates(make_features: Make) -> None:
+    f = make_features(heart_rate=present(130.0))
+    old = replace(
+        f, heart_rate=replace(f.heart_rate, effective=f.anchor_time - timedelta(hours=20))
+    )
+    assert decide(old, LOW_P).esi_level == 2
 
 
 def test_escalation_threshold_comes_from_settings(make_features: Make) -> None:
