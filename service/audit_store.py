@@ -47,7 +47,7 @@ from service.labels import GroupLabels
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS assessments (
@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS assessments (
     age_band            TEXT NOT NULL,
     fairness_json       TEXT,
     assessment_json     TEXT NOT NULL,
-    requested_encounter TEXT
+    requested_encounter TEXT,
+    facility_pseudonym  TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS assessments_encounter ON assessments (encounter_pseudonym);
 CREATE INDEX IF NOT EXISTS assessments_time ON assessments (facility, created_epoch);
@@ -94,8 +95,8 @@ INSERT INTO assessments (
     encounter_pseudonym, model_name, model_version, model_sha256, execution_provider,
     features_json, mace_probability, band, heart_band, esi_level, escalated,
     recommendation_json, facility, race, ethnicity, sex, age_band, fairness_json,
-    assessment_json, requested_encounter
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    assessment_json, requested_encounter, facility_pseudonym
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (request_id) DO NOTHING
 """
 
@@ -130,6 +131,8 @@ class AuditRecord:
     heart_band: str
     # Keyed pseudonym of the encounter the request named; "" when it named none.
     requested_encounter: str
+    # Keyed pseudonym of the facility reference (not only its label); None when none named.
+    facility_pseudonym: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,7 @@ class EncounterRow:
     audit_id: str
     patient_pseudonym: str
     facility: str  # the facility label
+    facility_pseudonym: str | None  # None: none named, or recorded before schema 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +241,7 @@ class AuditStore:
             record.fairness_json,
             record.assessment_json,
             record.requested_encounter,
+            record.facility_pseudonym,
         )
         with self._writing() as conn:
             inserted = conn.execute(_INSERT, params).rowcount == 1
@@ -298,12 +303,16 @@ class AuditStore:
                 row
                 for key in dict.fromkeys(encounter_pseudonyms)
                 for row in conn.execute(
-                    "SELECT created_epoch, audit_id, patient_pseudonym, facility FROM assessments"
-                    " WHERE encounter_pseudonym = ?",
+                    "SELECT created_epoch, audit_id, patient_pseudonym, facility,"
+                    " facility_pseudonym FROM assessments WHERE encounter_pseudonym = ?",
                     (key,),
                 )
             ]
-        return [EncounterRow(str(r[1]), str(r[2]), str(r[3])) for r in sorted(rows)]
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [
+            EncounterRow(str(r[1]), str(r[2]), str(r[3]), None if r[4] is None else str(r[4]))
+            for r in rows
+        ]
 
     def has_audit_id(self, audit_id: str) -> bool:
         with self._reading() as conn:
@@ -478,6 +487,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
         # 2: the encounter the request named, so that a retry naming another one is a
         # conflict, not a replay. Older rows keep NULL: not compared.
         conn.execute("ALTER TABLE assessments ADD COLUMN requested_encounter TEXT")
+    if columns and "facility_pseudonym" not in columns:
+        # 3: a keyed hash of the facility reference, so that two facilities outside the
+        # allow-list (both labelled "other") are told apart when joining outcomes by
+        # encounter. Older rows keep NULL: compared by label only.
+        conn.execute("ALTER TABLE assessments ADD COLUMN facility_pseudonym TEXT")
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:

@@ -658,7 +658,10 @@ class Engine:
                 raise UnknownReference("unknown_encounter")
             # Only the rows checked here are written, so an assessment of another patient
             # recorded meanwhile is never joined either.
-            if len({(r.patient_pseudonym, r.facility) for r in rows}) > 1:
+            # Facilities outside the allow-list share the label "other"; the facility's own
+            # pseudonym tells them apart (rows written before schema 3 have none).
+            sites = {r.facility_pseudonym for r in rows if r.facility_pseudonym is not None}
+            if len({(r.patient_pseudonym, r.facility) for r in rows}) > 1 or len(sites) > 1:
                 raise AmbiguousReference(
                     "ambiguous_encounter",
                     "the encounter reference matches more than one patient or facility",
@@ -750,6 +753,7 @@ def _record(
     key: bytes,
 ) -> AuditRecord:
     pseudonyms = Pseudonyms(key)
+    facility = extraction.audit.facility
     return AuditRecord(
         assessment=assessment,
         assessment_json=dumps(stored_assessment(assessment, pseudonyms)),
@@ -762,4 +766,5 @@ def _record(
         labels=labels,
         heart_band=assessment.heart.band.value,
         requested_encounter=requested_encounter,
+        facility_pseudonym=None if facility is None else pseudonym(key, facility),
     )

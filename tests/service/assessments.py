@@ -72,6 +72,7 @@ def record(
     encounter_pseudonym: str | None = "enc-pseudonym",
     labels: GroupLabels = LABELS,
     requested_encounter: str = "",
+    facility_pseudonym: str | None = "facility-pseudonym",
 ) -> AuditRecord:
     return AuditRecord(
         assessment=value,
@@ -85,4 +86,5 @@ def record(
         labels=labels,
         heart_band=value.heart.band.value,
         requested_encounter=requested_encounter,
+        facility_pseudonym=facility_pseudonym,
     )

@@ -18,7 +18,7 @@ import pytest
 from assessments import assessment, record
 
 from service.assessment_codec import assessment_from_json, assessment_to_json
-from service.audit_store import AuditStore
+from service.audit_store import SCHEMA_VERSION, AuditStore
 from service.errors import AuditStoreUnavailable, IdempotencyConflict
 
 
@@ -143,8 +143,9 @@ def test_a_schema_1_store_is_migrated_in_place(tmp_path: Path) -> None:
     old = assessment("old")
     s.insert(record(old))
     s.close()
-    with sqlite3.connect(path) as conn:  # what version 1 wrote: no requested_encounter
+    with sqlite3.connect(path) as conn:  # what version 1 wrote: neither column added since
         conn.execute("ALTER TABLE assessments DROP COLUMN requested_encounter")
+        conn.execute("ALTER TABLE assessments DROP COLUMN facility_pseudonym")
         conn.execute("PRAGMA user_version=1")
     conn.close()
     migrated = AuditStore(path)
@@ -158,7 +159,7 @@ def test_a_schema_1_store_is_migrated_in_place(tmp_path: Path) -> None:
     assert new.requested_encounter == "enc"
     migrated.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         # An older release reopening the store writes its own version (or a crash came
         # between a step and the version bump): the next open must not redo the step.
         conn.execute("PRAGMA user_version=1")
@@ -166,6 +167,25 @@ def test_a_schema_1_store_is_migrated_in_place(tmp_path: Path) -> None:
     again = AuditStore(path)
     assert again.count() == 2
     again.close()
+
+
+def test_a_schema_2_store_gains_facility_pseudonyms_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    s = AuditStore(path)
+    s.insert(record(assessment("old"), facility_pseudonym=None))
+    s.close()
+    with sqlite3.connect(path) as conn:  # what version 2 wrote: no facility_pseudonym
+        conn.execute("ALTER TABLE assessments DROP COLUMN facility_pseudonym")
+        conn.execute("PRAGMA user_version=2")
+    conn.close()
+    migrated = AuditStore(path)
+    migrated.insert(record(assessment("new"), facility_pseudonym="site-a"))
+    rows = migrated.encounter_assessments(("enc-pseudonym",))
+    assert [r.facility_pseudonym for r in rows] == [None, "site-a"]  # old row: not known
+    migrated.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    conn.close()
 
 
 def test_closed_store_fails_closed(store: AuditStore) -> None:

@@ -84,6 +84,43 @@ def test_an_encounter_of_one_patient_at_two_facilities_is_refused(
     assert _outcomes(served) == []
 
 
+def test_an_encounter_of_one_patient_id_at_two_unlisted_facilities_is_refused(
+    serve: Callable[..., Any], example_bundles: list[bytes]
+) -> None:
+    """Was joined: both facilities are outside the allow-list, so both are labelled "other",
+    and the same-looking Patient and Encounter ids made two EHRs' patients look like one."""
+    served = serve(facility_allow_list=())
+    bundle = example_bundles[0]
+    _assess(served, bundle, "here")
+    _assess(served, bundle.replace(FACILITY.encode(), b"Organization/facility-other"), "there")
+    with sqlite3.connect(served.settings.audit_db_path) as conn:
+        assert {r[0] for r in conn.execute("SELECT facility FROM assessments")} == {"other"}
+    conn.close()
+    err = _refused(served, f"Encounter/{_encounter_of(bundle)}")
+    assert err.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert _outcomes(served) == []
+
+
+def test_an_encounter_assessed_before_and_after_schema_3_is_still_joined(
+    serve: Callable[..., Any], example_bundles: list[bytes]
+) -> None:
+    """A row written before the upgrade has no facility pseudonym: compared by label only."""
+    served = serve(facility_allow_list=())
+    bundle = example_bundles[0]
+    before = _assess(served, bundle, "before")
+    with sqlite3.connect(served.settings.audit_db_path) as conn:
+        conn.execute("UPDATE assessments SET facility_pseudonym = NULL")
+    conn.close()
+    after = _assess(served, bundle, "after")
+    ack = served.stub.ReportOutcome(
+        triage_pb2.OutcomeReport(
+            encounter_reference=f"Encounter/{_encounter_of(bundle)}", mace=True
+        ),
+        timeout=10,
+    )
+    assert list(ack.audit_ids) == [before.audit_id, after.audit_id]
+
+
 def _encounter_of(bundle: bytes) -> str:
     import orjson
 
