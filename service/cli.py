@@ -5,8 +5,8 @@
     triage assess FILE.json [--encounter-id ID] [--request-id ID] [--json] [--data-dir D]
                   [--registry R]
     triage demo   [--target HOST:PORT] [--json] [--timeout S]
-    triage admin  status|reload [VERSION]|rollback|shadow [VERSION]|activate
-                  [--target HOST:PORT] [--token T] [--timeout S]
+    triage admin  [--target HOST:PORT] [--token T] [--timeout S]
+                  status|reload [VERSION]|rollback|shadow [VERSION]|activate
 
 ``triage admin`` calls TriageAdmin on a running server; the token is ``--token`` or the
 ``TRIAGE_ADMIN_TOKEN`` environment variable (the server's own setting of the same name).
