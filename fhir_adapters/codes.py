@@ -49,6 +49,11 @@ SMOKING_CURRENT = frozenset({"449868002", "428041000124106", "428071000124103", 
 SMOKING_FORMER = frozenset({"8517006"})
 # Answers that say nothing about smoking: "unknown" and "unknown if ever".
 SMOKING_UNKNOWN = frozenset({"77176002", "266927001"})
+
+# --- explicit denials (SNOMED answers): "No", "Negative", "Absent" ---------------------------
+# An Observation whose code names a finding and whose value is one of these says the finding
+# is absent, as valueBoolean false does.
+DENIAL_ANSWERS = frozenset({"373067005", "260385009", "2667000"})
 QUIT_WINDOW_DAYS = 90  # HEART: "current smoker or quit within 3 months"
 
 # --- ECG findings (SNOMED) -------------------------------------------------------------------
@@ -110,12 +115,12 @@ HYPERLIPIDAEMIA = CodeSet(
     frozenset({"55822004", "13644009"}), ("E780", "E781", "E782", "E783", "E784", "E785")
 )
 DIABETES = CodeSet(frozenset({"44054006", "46635009"}), ("E10", "E11", "E13"))
-# 162864005 / 408512008: Synthea's "Body mass index 30+ / 40+" findings (addition).
 # clinical.md lists E66.x, but E66.3 is "Overweight" (BMI 25-29.9), not obesity (BMI > 30).
-OBESITY = CodeSet(
-    frozenset({"414916001", "162864005", "408512008"}),
-    ("E660", "E661", "E662", "E668", "E669", "Z683", "Z684"),
-)
+OBESITY = CodeSet(frozenset({"414916001"}), ("E660", "E661", "E662", "E668", "E669"))
+# Findings that record one BMI measurement: Synthea's "Body mass index 30+ / 40+"
+# (162864005 / 408512008) and ICD-10-CM Z68.3x / Z68.4x (BMI 30-39.9 / 40+), additions.
+# Often never resolved, so a BMI measured within the obesity window supersedes them.
+OBESITY_BMI_FINDING = CodeSet(frozenset({"162864005", "408512008"}), ("Z683", "Z684"))
 # Nicotine dependence (F17.2-) that is smoked: unspecified product (F17.20-), cigarettes
 # (F17.21-), other product (F17.29-); not chewing tobacco (F17.22-), and not "in remission"
 # (6th character 1: abstinent for 3 months or more, outside HEART's window).

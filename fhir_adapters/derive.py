@@ -102,7 +102,7 @@ def derive_base(
     ecg, st_in_window = derive_ecg(ctx, observations, reports, config.ecg_staleness)
     symptoms = derive_symptoms(ctx, conditions, observations, config.vitals_staleness)
     risk_factors = derive_risk_factors(
-        ctx, conditions, observations, facts.procedures, facts.family_histories, vitals.obesity_bmi
+        ctx, conditions, observations, facts.procedures, facts.family_histories, vitals.recent_bmi
     )
     sex, sex_source = demographics.clinical_sex(facts.patient)
     encounter = anchor.encounter

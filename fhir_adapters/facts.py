@@ -81,6 +81,19 @@ class ObservationFact:
     encounter: str | None
 
 
+def denies_finding(obs: ObservationFact) -> bool:
+    """True when the Observation says the finding its code names is absent: valueBoolean
+    false, a "No" / "Negative" / "Absent" answer, or a measured value of zero (e.g. ST
+    elevation 0 mm, pain 0)."""
+    if obs.value_boolean is False:
+        return True
+    if obs.quantity is not None and obs.quantity.value == 0:
+        return True
+    return any(
+        system == codes.SNOMED and code in codes.DENIAL_ANSWERS for system, code in obs.value_codes
+    )
+
+
 @dataclass(slots=True)
 class ConditionFact:
     header: Header  # time: recordedDate, else onset

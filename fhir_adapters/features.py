@@ -94,6 +94,25 @@ class Measurement:
 # Quantity.comparator's bounds (FHIR's required value set less "ad", which bounds no lab
 # value): the only comparators a Troponin ever carries.
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+LOWER_BOUNDS = frozenset({">", ">="})  # the true value is at least the number given
+UPPER_BOUNDS = frozenset({"<", "<="})  # the true value is at most the number given
+
+
+def above_limit(value: float, limit: float, comparator: str | None) -> bool:
+    """Whether a result is known to be above ``limit``. A lower bound (">", ">=") at or
+    above the limit is; an upper bound ("<", "<=") never is: the lab says only that the
+    value is at most its number (often an undetectable result on an assay whose lowest
+    reportable value lies above the limit)."""
+    if comparator in UPPER_BOUNDS:
+        return False
+    return value > limit or (value == limit and comparator in LOWER_BOUNDS)
+
+
+def within_limit(value: float, limit: float, comparator: str | None) -> bool:
+    """Whether a result is known not to be above ``limit``: a value or an upper bound at or
+    below it. A lower bound never is ("> 5" against 10 could be 11). A result neither above
+    nor within its limit is indeterminate."""
+    return comparator not in LOWER_BOUNDS and value <= limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +134,27 @@ class Troponin:
     @classmethod
     def missing(cls) -> Troponin:
         return cls(Status.MISSING)
+
+    def exceeds_url(self, multiple: float = 1.0) -> bool:
+        """Present and known to be above ``multiple`` x the upper reference limit
+        (``above_limit``): one definition for the policy, HEART's troponin item and the
+        in-window finding."""
+        ratio = self.ratio_to_url
+        return (
+            self.status is Status.PRESENT
+            and ratio is not None
+            and above_limit(ratio, multiple, self.comparator)
+        )
+
+    def within_url(self) -> bool:
+        """Present and known not to be above the upper reference limit (``within_limit``):
+        what the HEART Pathway calls a negative troponin."""
+        ratio = self.ratio_to_url
+        return (
+            self.status is Status.PRESENT
+            and ratio is not None
+            and within_limit(ratio, 1.0, self.comparator)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,11 +34,16 @@ def _fahrenheit_to_celsius(value: float) -> float:
 
 
 _CONVERSIONS: dict[Dimension, dict[str, Callable[[float], float]]] = {
+    # UCUM has both "L" and "l" for the litre: "ng/l" and "ng/ml" are valid codes, not guesses.
     Dimension.MASS_CONCENTRATION_NG_L: {
         "ng/L": _scale(1.0),
+        "ng/l": _scale(1.0),
         "pg/mL": _scale(1.0),  # 1 pg/mL = 1 ng/L
+        "pg/ml": _scale(1.0),
         "ng/mL": _scale(1000.0),
+        "ng/ml": _scale(1000.0),
         "ug/L": _scale(1000.0),  # 1 ug/L = 1 ng/mL
+        "ug/l": _scale(1000.0),
     },
     Dimension.TEMPERATURE_CEL: {"Cel": _scale(1.0), "[degF]": _fahrenheit_to_celsius},
     Dimension.MASS_KG: {"kg": _scale(1.0), "g": _scale(0.001), "[lb_av]": _scale(0.45359237)},

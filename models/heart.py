@@ -141,12 +141,12 @@ def heart_score(f: ClinicalFeatures) -> HeartScore:
     else:
         age = 0 if age_value < 45 else (1 if age_value < 65 else 2)
 
-    ratio = f.troponin.ratio_to_url
-    if f.troponin.status is not Status.PRESENT or ratio is None:
+    t = f.troponin
+    if t.status is not Status.PRESENT or t.ratio_to_url is None:
         notes.append(HeartNote.TROPONIN_MISSING)
         troponin = 0
-    else:
-        troponin = 0 if ratio <= 1.0 else (1 if ratio <= 3.0 else 2)
+    else:  # a ">" bound at exactly 1x or 3x the limit is above it
+        troponin = 0 if not t.exceeds_url(1.0) else (1 if not t.exceeds_url(3.0) else 2)
 
     return HeartScore(
         history=_history(f),

@@ -9,6 +9,8 @@ Explicit on purpose; docs/engine.md restates it as a table. The rules, in the or
    Evidence of injury or ischaemia = the latest troponin above the assay's upper reference
    limit (URL), or ST deviation on the latest ECG, or any troponin above URL or ST-deviation
    ECG within their staleness windows (a falling troponin or a resolved ST change still count).
+   "Above URL" is ``Troponin.exceeds_url``: never an upper bound ("<50"); a censored result
+   neither above nor within the limit is indeterminate and blocks early discharge.
 3. Base ESI by band: HIGH -> 2; MODERATE -> 2 with possible ACS, else 3; LOW -> 3 with possible
    ACS (ECG and troponin are two resources: ESI 3), else 4. The policy never suggests ESI 5:
    it cannot judge that no resource is needed.
@@ -92,13 +94,11 @@ def _value(m: Measurement) -> float | None:
 
 
 def _troponin_above_url(f: ClinicalFeatures) -> bool:
-    ratio = f.troponin.ratio_to_url
-    return f.troponin.status is Status.PRESENT and ratio is not None and ratio > 1.0
+    return f.troponin.exceeds_url()
 
 
 def _troponin_negative(f: ClinicalFeatures) -> bool:
-    ratio = f.troponin.ratio_to_url
-    return f.troponin.status is Status.PRESENT and ratio is not None and ratio <= 1.0
+    return f.troponin.within_url()
 
 
 def acs_symptom(f: ClinicalFeatures) -> bool:
@@ -188,8 +188,12 @@ def heart_pathway_blockers(
         blockers.append(f"escalated to ESI {esi}")
     if myocardial_injury_or_ischaemia(f):
         blockers.append("injury or ischaemia within the windows")
-    if not _troponin_negative(f):
+    if f.troponin.status is not Status.PRESENT:
         blockers.append(f"troponin {f.troponin.status.value}")
+    elif not _troponin_negative(f) and not _troponin_above_url(f):
+        # A censored result that neither rules in nor out (e.g. "< 50" against a limit of
+        # 34): no escalation on it, and no discharge either.
+        blockers.append("troponin indeterminate (censored result)")
     if f.ecg.category is EcgCategory.UNKNOWN:
         blockers.append(f"ECG {f.ecg.status.value}")
     if f.age_years.status is not Status.PRESENT:

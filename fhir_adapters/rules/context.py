@@ -130,9 +130,11 @@ class Context:
         subject_path: str,
         strictly_before: bool = False,
         encounter: str | None = None,
+        undated: bool = False,
     ) -> bool:
         """The gate every clinical resource passes: status, subject, time <= anchor (or, for
-        a resource whose ``encounter`` is the triage encounter, <= the request time)."""
+        a resource whose ``encounter`` is the triage encounter, <= the request time).
+        ``undated``: a resource without a time passes (history whose date does not matter)."""
         status = header.status
         if status == "entered-in-error":
             self.warnings.add(WarningCode.ENTERED_IN_ERROR, header.path)
@@ -145,6 +147,8 @@ class Context:
             # The path is built only when there is something to warn about.
             self._warn_not_patient(subject, header.path + subject_path)
             return False
+        if undated and header.time is None:
+            return True
         return self.in_time(header, strictly_before=strictly_before, encounter=encounter)
 
     def in_time(

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from fhir_adapters import codes
 from fhir_adapters.codes import Coding
-from fhir_adapters.facts import Header, ObservationFact, ReportFact
+from fhir_adapters.facts import Header, ObservationFact, ReportFact, denies_finding
 from fhir_adapters.features import ABSENT, Ecg, EcgCategory, Finding, Status
 from fhir_adapters.rules.context import Context, sources
 from fhir_adapters.warnings import WarningCode
@@ -48,9 +48,11 @@ def derive_ecg(
     """The latest ECG's category, and the ECGs within ``staleness`` showing ST deviation."""
     candidates: list[tuple[datetime, int, int, EcgCategory, Header]] = []
     for obs in observations:
-        # valueBoolean false says the finding the code names is absent (as for symptoms).
-        findings = list(obs.value_codes if obs.value_boolean is False else obs.codes)
-        if obs.value_boolean is not False:
+        # A denial (valueBoolean false, "No", a zero measurement) says the finding the code
+        # names is absent (as for symptoms); its value codes may still name findings.
+        denied = denies_finding(obs)
+        findings = list(obs.value_codes if denied else obs.codes)
+        if not denied:
             findings += obs.value_codes
         for component in obs.components:
             # A component code alone may be a measurement slot (e.g. ST elevation in mm):

@@ -9,16 +9,22 @@ bundle warns ``unresolved_reference`` and is judged by the time window, as if no
 named (dropping it silently could lose a presenting symptom). Each cardiac-equivalent
 symptom is its own flag.
 
+A symptom Condition counts whatever its clinical status (pain that settled before triage
+is still how the patient presented); an Observation that denies its finding (``denies_finding``)
+does not count.
+
 Risk factors come from Conditions that are not refuted / entered-in-error, whose clinical
 status is active / recurrence / relapse (or not given) and that were recorded strictly
 before the anchor (undated Conditions count: a problem list sent at triage exists before
 it). Known atherosclerosis counts whatever the clinical status (a resolved MI is still a
-prior MI), plus completed PCI / CABG Procedures.
+prior MI), plus completed PCI / CABG Procedures, dated or not. A "BMI 30+" finding gives
+way to a BMI measured within a year; a smoking Condition to a later smoking-status answer
+(``_smoking``).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fhir_adapters import codes
 from fhir_adapters.codes import CodeSet
@@ -29,6 +35,7 @@ from fhir_adapters.facts import (
     ObservationFact,
     ProcedureFact,
     Quantity,
+    denies_finding,
 )
 from fhir_adapters.features import ABSENT, Finding, RiskFactors, Symptoms
 from fhir_adapters.rules.context import Context, sources
@@ -97,14 +104,14 @@ def derive_symptoms(
         _add_flags(evidence, codes.symptom_flags(encounter.reason_codes), encounter.ref)
     # Codes first, encounter second: only a resource naming a symptom is asked whether it
     # presents now (and warned about when its encounter reference cannot be resolved).
+    # Any clinical status: chest pain that has settled by triage ("resolved") is still how
+    # this patient presented, and the classic story of unstable angina.
     for condition in conditions:
-        if condition.clinical_status not in ACTIVE and condition.clinical_status is not None:
-            continue
         flags = codes.symptom_flags(condition.codes)
         if flags and _presenting(ctx, condition.encounter, condition.header, window):
             _add_flags(evidence, flags, condition.header.ref)
     for obs in observations:
-        if obs.value_boolean is False:
+        if denies_finding(obs):
             continue
         found = obs.value_codes if _SYMPTOM_OBSERVATION in obs.codes else obs.codes
         flags = codes.symptom_flags(found)
@@ -131,7 +138,9 @@ _HISTORY: dict[str, CodeSet] = {
     "hyperlipidaemia": codes.HYPERLIPIDAEMIA,
     "diabetes": codes.DIABETES,
     "obesity": codes.OBESITY,
+    "bmi_finding": codes.OBESITY_BMI_FINDING,  # obesity unless a recent BMI says otherwise
 }
+OBESITY_BMI = 30.0
 # One lookup per Condition instead of one CodeSet scan per flag (the same answers).
 _CONDITION_FLAGS = codes.CodeIndex(
     {
@@ -148,10 +157,11 @@ def derive_risk_factors(
     observations: list[ObservationFact],
     procedures: tuple[ProcedureFact, ...],
     family: tuple[FamilyHistoryFact, ...],
-    obesity_bmi: Reading | None,
+    recent_bmi: Reading | None,
 ) -> RiskFactors:
     evidence = _Evidence()
     anchor = ctx.anchor.time
+    smoking_conditions: list[ConditionFact] = []
     for condition in conditions:
         time = condition.header.time
         if time is not None and time >= anchor:
@@ -167,18 +177,19 @@ def derive_risk_factors(
             active
             or (condition.abatement is not None and anchor - condition.abatement <= QUIT_WINDOW)
         ):
-            evidence.add("smoking", ref)
+            smoking_conditions.append(condition)
         if not active:
             continue
         for flag in _HISTORY:
             if flag in matched:
                 evidence.add(flag, ref)
-    if obesity_bmi is not None:
-        evidence.add("obesity", obesity_bmi.ref)
-    _smoking_observations(ctx, observations, evidence)
+    _obesity_from_bmi(evidence, recent_bmi)
+    _smoking(ctx, smoking_conditions, observations, evidence)
     for procedure in procedures:
+        # Undated (performedString / performedAge, or no time at all): a completed PCI or
+        # CABG in the record is history, as an undated prior-MI Condition is.
         if procedure.header.status == "completed" and ctx.usable(
-            procedure.header, subject_path=".subject", strictly_before=True
+            procedure.header, subject_path=".subject", strictly_before=True, undated=True
         ):
             evidence.add("known_atherosclerosis", procedure.header.ref)
     for history in family:
@@ -189,16 +200,42 @@ def derive_risk_factors(
     )
 
 
-def _smoking_observations(
-    ctx: Context, observations: list[ObservationFact], evidence: _Evidence
+def _obesity_from_bmi(evidence: _Evidence, recent_bmi: Reading | None) -> None:
+    """A BMI measured within the obesity window decides: above 30 is obesity, and 30 or
+    below supersedes a "BMI 30+" finding (a record of an older measurement, often never
+    resolved). Without one, such a finding counts. A coded obesity diagnosis always counts."""
+    findings = evidence.refs.pop("bmi_finding", [])
+    if recent_bmi is None or recent_bmi.value is None:
+        for ref in findings:
+            evidence.add("obesity", ref)
+    elif recent_bmi.value > OBESITY_BMI:
+        evidence.add("obesity", recent_bmi.ref)
+
+
+def _smoking(
+    ctx: Context,
+    conditions: list[ConditionFact],
+    observations: list[ObservationFact],
+    evidence: _Evidence,
 ) -> None:
-    """LOINC 72166-2: the latest informative answer decides (an "unknown" answer recorded
-    later does not undo a known one); a former smoker counts when a current-smoker answer
-    lies within the quit window (3 months) before the anchor."""
-    statuses = [o for o in observations if _SMOKING_STATUS in o.codes and not _unknown(o)]
-    if not statuses:
+    """Current smoking or quit within 3 months (HEART). LOINC 72166-2: the latest informative
+    answer decides (an answer that says nothing, recorded later, does not undo a known one);
+    a former smoker counts when a current-smoker answer lies within the quit window before
+    the anchor. A smoking Condition (active, or abated within the window) counts unless a
+    later informative answer says the patient is not a current smoker, and it was recorded
+    before the quit window: an old never-resolved "smokes daily" does not outlive a later
+    "former smoker"."""
+    anchor = ctx.anchor.time
+    statuses = [o for o in observations if _SMOKING_STATUS in o.codes and _informative(o)]
+    latest = max(statuses, key=lambda o: (o.header.time, o.header.entry)) if statuses else None
+    latest_current = latest is not None and codes.has_code(
+        latest.value_codes, codes.SNOMED, codes.SMOKING_CURRENT
+    )
+    for condition in conditions:
+        if latest is None or latest_current or not _superseded(condition, latest, anchor):
+            evidence.add("smoking", condition.header.ref)
+    if latest is None:
         return
-    latest = max(statuses, key=lambda o: (o.header.time, o.header.entry))
     answers = {c for s, c in latest.value_codes if s == codes.SNOMED}
     if answers & codes.SMOKING_CURRENT:
         evidence.add("smoking", latest.header.ref)
@@ -207,18 +244,36 @@ def _smoking_observations(
             time = obs.header.time
             if (
                 time is not None
-                and ctx.anchor.time - time <= QUIT_WINDOW
+                and anchor - time <= QUIT_WINDOW
                 and codes.has_code(obs.value_codes, codes.SNOMED, codes.SMOKING_CURRENT)
             ):
                 evidence.add("smoking", obs.header.ref)
                 evidence.add("smoking", latest.header.ref)
 
 
-def _unknown(status: ObservationFact) -> bool:
-    """An answer coded only as unknown; any other answer (a code or text) says something."""
-    answers = status.value_codes
-    return bool(answers) and all(
-        system == codes.SNOMED and code in codes.SMOKING_UNKNOWN for system, code in answers
+def _superseded(condition: ConditionFact, answer: ObservationFact, anchor: datetime) -> bool:
+    """True when ``answer`` (informative, not current) outdates a smoking Condition: the
+    Condition is older than the answer (or undated) and says nothing about the quit window
+    (neither recorded nor abated within it)."""
+    time = condition.header.time
+    abated = condition.abatement
+    if (time is not None and anchor - time <= QUIT_WINDOW) or (
+        abated is not None and anchor - abated <= QUIT_WINDOW
+    ):
+        return False
+    answered = answer.header.time
+    return time is None or (answered is not None and answered > time)
+
+
+def _informative(status: ObservationFact) -> bool:
+    """A smoking-status answer that says something: a SNOMED code other than "unknown".
+    A dataAbsentReason, a null flavour (UNK, ASKU ...) or free text alone cannot be read
+    and does not undo a coded answer."""
+    if status.absent:
+        return False
+    return any(
+        system == codes.SNOMED and code not in codes.SMOKING_UNKNOWN
+        for system, code in status.value_codes
     )
 
 

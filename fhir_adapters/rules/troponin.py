@@ -28,6 +28,7 @@ from fhir_adapters.features import (
     Troponin,
     TroponinAssay,
     UrlSource,
+    above_limit,
 )
 from fhir_adapters.rules.context import Context, sources
 from fhir_adapters.rules.readings import Limits, read_quantity
@@ -59,7 +60,6 @@ DEFAULT_URL_NG_L: dict[str, DefaultUrl] = {
 
 
 _TROPONIN_CODINGS = frozenset((codes.LOINC, code) for code in codes.TROPONIN)
-_UPPER_BOUNDS = frozenset({"<", "<="})  # the true value is at most the number given
 
 
 @dataclass(slots=True)
@@ -86,15 +86,11 @@ def _above_url_in_window(
         header = result.obs.header
         assert header.time is not None  # the gate admits only timed resources
         value = result.value_ng_l
-        if (
-            value is None
-            or result.comparator in _UPPER_BOUNDS
-            or ctx.anchor.time - header.time > staleness
-        ):
+        if value is None or ctx.anchor.time - header.time > staleness:
             continue
         # The latest result's limit problems are warned by _latest; not twice here.
         url, _ = _url(None, result, sex)
-        if value > url:
+        if above_limit(value, url, result.comparator):
             raised.append((header.time, header.entry, header.ref))
     if not raised:
         return ABSENT

@@ -31,7 +31,6 @@ HEIGHT_LIMITS = Limits(30, 272)  # cm
 # Obesity (BMI > 30) may use a BMI up to a year old: body mass changes slowly, and whole
 # histories record it at yearly visits, far outside the vitals staleness window.
 OBESITY_BMI_WINDOW = timedelta(days=365)
-OBESITY_BMI = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +75,7 @@ class Vitals:
     spo2: Measurement
     temperature_c: Measurement
     bmi: Measurement
-    obesity_bmi: Reading | None  # latest plausible BMI within OBESITY_BMI_WINDOW, if > 30
+    recent_bmi: Reading | None  # latest plausible BMI within OBESITY_BMI_WINDOW
 
 
 def derive_vitals(
@@ -116,15 +115,12 @@ def derive_vitals(
         )
     }
     latest_bmi = latest_plausible(bmi_readings)
-    obese = (
+    recent = (
         latest_bmi
-        if latest_bmi is not None
-        and latest_bmi.value is not None
-        and latest_bmi.value > OBESITY_BMI
-        and ctx.anchor.time - latest_bmi.time <= OBESITY_BMI_WINDOW
+        if latest_bmi is not None and ctx.anchor.time - latest_bmi.time <= OBESITY_BMI_WINDOW
         else None
     )
-    return Vitals(bmi=choose(ctx, bmi_readings, staleness), obesity_bmi=obese, **measured)
+    return Vitals(bmi=choose(ctx, bmi_readings, staleness), recent_bmi=recent, **measured)
 
 
 def _read_components(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fhir_builder import (
     ENCOUNTER_REF,
     SNOMED,
@@ -116,6 +117,35 @@ def test_raised_troponins_outside_the_window_or_below_a_bound_do_not_count() -> 
         )
     ).features
     assert not features.troponin_above_url_in_window.present
+
+
+@pytest.mark.parametrize(
+    ("value", "comparator", "above", "within"),
+    [
+        (16, ">", True, False),  # "more than 16" against 16: above, as the latest says too
+        (16, ">=", True, False),
+        (10, ">", False, False),  # "more than 10": could be 17, could be 11
+        (60, "<", False, False),  # "less than 60": indeterminate, neither raised nor negative
+        (16, "<=", False, True),
+        (10, "<", False, True),
+        (16, None, False, True),
+        (17, None, True, False),
+    ],
+)
+def test_a_censored_troponin_is_judged_alike_latest_and_in_window(
+    value: float, comparator: str | None, above: bool, within: bool
+) -> None:
+    """Was: "> 16" against a limit of 16 was not above it, and "< 60" counted as raised for
+    the latest result but not within the window."""
+    bound = {} if comparator is None else {"comparator": comparator}
+    features = extract_both(triage(hs_troponin(value, id="tn", minutes=-60, **bound))).features
+    assert features.troponin.exceeds_url() is above
+    assert features.troponin.within_url() is within
+    assert features.troponin_above_url_in_window.present is above
+    earlier = triage(
+        hs_troponin(value, id="tn", minutes=-120, **bound), hs_troponin(5, id="now", minutes=-5)
+    )
+    assert extract_both(earlier).features.troponin_above_url_in_window.present is above
 
 
 def test_a_reported_limit_decides_for_earlier_results_too() -> None:

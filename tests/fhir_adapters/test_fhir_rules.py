@@ -333,6 +333,14 @@ def test_every_troponin_code_is_normalised_to_ng_per_l(
     assert result.loinc == loinc
 
 
+@pytest.mark.parametrize(("unit", "ng_l"), [("ng/l", 40.0), ("pg/ml", 40.0), ("ng/ml", 40_000.0),
+                                            ("ug/l", 40_000.0)])  # fmt: skip
+def test_troponin_units_with_a_lower_case_litre_are_read(unit: str, ng_l: float) -> None:
+    """UCUM has "l" as well as "L" for the litre: "ng/l" is a valid code, not a guess."""
+    result = extract_both(triage(troponin("89579-7", 40, unit))).features.troponin
+    assert result.value_ng_l == pytest.approx(ng_l)
+
+
 @pytest.mark.parametrize(
     ("gender", "url", "source"),
     [
@@ -531,6 +539,38 @@ def test_each_symptom_code(system: str, code: str, flag: str) -> None:
     assert getattr(extract_both(data).features.symptoms, flag).present
 
 
+@pytest.mark.parametrize("status", ["resolved", "inactive", "remission"])
+def test_a_presenting_symptom_that_has_settled_still_counts(status: str) -> None:
+    """Was dropped: chest pain that resolved before triage is how the patient presented
+    (the classic story of unstable angina)."""
+    pain = condition(SNOMED, "29857009", id="cp", minutes=0, clinical=status,
+                     encounter_ref=ENCOUNTER_REF, category="encounter-diagnosis")  # fmt: skip
+    assert extract_both(triage(pain)).features.symptoms.chest_pain.sources == ("Condition/cp",)
+
+
+@pytest.mark.parametrize(
+    "denial",
+    [
+        {"valueCodeableConcept": concept(SNOMED, "373067005")},  # No
+        {"valueCodeableConcept": concept(SNOMED, "260385009")},  # Negative
+        {"valueCodeableConcept": concept(SNOMED, "2667000")},  # Absent
+        {"valueBoolean": False},
+        {"valueQuantity": quantity(0, "mm")},  # measured: none
+    ],
+)
+def test_a_finding_the_record_denies_does_not_count(denial: dict[str, Any]) -> None:
+    """Was: only valueBoolean false was read as a denial; "No" made the finding present."""
+    st = {**observation("8601-7", id="st", minutes=-5), "code": concept(SNOMED, "76388001")}
+    pain = {**observation("8601-7", id="cp", minutes=-5), "code": concept(SNOMED, "29857009")}
+    features = extract_both(triage({**st, **denial}, {**pain, **denial})).features
+    assert features.ecg.category is EcgCategory.UNKNOWN
+    assert not features.st_deviation_in_window.present
+    assert not features.symptoms.chest_pain.present
+    asserted = extract_both(triage(st, pain)).features
+    assert asserted.ecg.category is EcgCategory.ST_DEVIATION
+    assert asserted.symptoms.chest_pain.present
+
+
 def test_symptoms_of_another_encounter_do_not_count() -> None:
     old = condition(SNOMED, "29857009", id="cp", minutes=-5,
                     encounter_ref={"reference": "Encounter/old"})  # fmt: skip
@@ -610,6 +650,27 @@ def test_resolved_prior_mi_is_still_known_atherosclerosis() -> None:
     assert extract_both(data).features.risk_factors.known_atherosclerosis.present
 
 
+@pytest.mark.parametrize(
+    "when", [{"performedString": "2010"}, {"performedAge": {"value": 55, "code": "a"}}, {}]
+)
+def test_an_undated_completed_cabg_is_known_atherosclerosis(when: dict[str, Any]) -> None:
+    """Was ignored with missing_time, while a Condition with the same code and no date
+    counted: a completed CABG in the record is history whenever it was."""
+    procedure = {
+        "resourceType": "Procedure",
+        "id": "cabg",
+        "status": "completed",
+        "code": concept(SNOMED, "232717009"),
+        "subject": {"reference": "Patient/p1"},
+        **when,
+    }
+    extraction = extract_both(triage(procedure))
+    assert extraction.features.risk_factors.known_atherosclerosis.sources == ("Procedure/cabg",)
+    assert "missing_time" not in codes_of(extraction)
+    other = {**procedure, "subject": {"reference": "Patient/other"}}
+    assert not extract_both(triage(other)).features.risk_factors.known_atherosclerosis.present
+
+
 def test_pci_procedure_is_known_atherosclerosis() -> None:
     procedure = {
         "resourceType": "Procedure",
@@ -621,6 +682,27 @@ def test_pci_procedure_is_known_atherosclerosis() -> None:
     }
     risk = extract_both(triage(procedure)).features.risk_factors
     assert risk.known_atherosclerosis.sources == ("Procedure/pci",)
+
+
+@pytest.mark.parametrize(("system", "code"), [(SNOMED, "162864005"), (ICD10, "Z68.35")])
+def test_a_bmi_30_finding_gives_way_to_a_recent_measured_bmi(system: str, code: str) -> None:
+    """Was: Synthea's never-resolved "BMI 30+" findings made every such patient obese, even
+    with every BMI measured since at or below 30."""
+    day = 60 * 24
+    finding = condition(system, code, id="f", minutes=-3 * 365 * day)
+    lean = observation("39156-5", 27.9, "kg/m2", id="bmi", minutes=-100 * day)
+    assert not extract_both(triage(finding, lean)).features.risk_factors.obesity.present
+    heavy = observation("39156-5", 33, "kg/m2", id="bmi", minutes=-100 * day)
+    risk = extract_both(triage(finding, heavy)).features.risk_factors
+    assert risk.obesity.sources == ("Observation/bmi",)
+    # No BMI within the year: the finding is all there is, and it counts.
+    old_lean = observation("39156-5", 27.9, "kg/m2", id="bmi", minutes=-400 * day)
+    risk = extract_both(triage(finding, old_lean)).features.risk_factors
+    assert risk.obesity.sources == ("Condition/f",)
+    # A coded obesity diagnosis is not a measurement: it counts whatever the BMI.
+    diagnosis = condition(SNOMED, "414916001", id="dx")
+    risk = extract_both(triage(diagnosis, lean)).features.risk_factors
+    assert risk.obesity.sources == ("Condition/dx",)
 
 
 def test_obesity_from_bmi_over_30() -> None:
@@ -650,13 +732,59 @@ def test_a_later_unknown_smoking_answer_does_not_undo_a_known_one() -> None:
         smoking("77176002", id="later", minutes=-day),
     )
     assert not extract_both(never_then_unknown).features.risk_factors.smoking.present
-    # Any other answer, coded or text only, does say something: it decides.
-    text_only = observation(
-        "72166-2", id="later", minutes=-day, valueCodeableConcept={"text": "Never smoker"}
+    # Any other SNOMED answer says something: it decides.
+    current_then_not = triage(
+        smoking("449868002", id="known", minutes=-7 * day),
+        smoking("8392000", id="later", minutes=-day),  # "non-smoker"
     )
-    for later in (smoking("8392000", id="later", minutes=-day), text_only):
-        current_then_not = triage(smoking("449868002", id="known", minutes=-7 * day), later)
-        assert not extract_both(current_then_not).features.risk_factors.smoking.present
+    assert not extract_both(current_then_not).features.risk_factors.smoking.present
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        {"dataAbsentReason": concept("http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                                     "asked-unknown")},
+        {"valueCodeableConcept": concept("http://terminology.hl7.org/CodeSystem/v3-NullFlavor",
+                                         "UNK")},
+        {"valueCodeableConcept": {"text": "Never smoker"}},  # free text is not read
+        {},  # no answer at all
+    ],
+)  # fmt: skip
+def test_a_later_smoking_answer_that_cannot_be_read_does_not_undo_a_known_one(
+    later: dict[str, Any],
+) -> None:
+    """Was: any answer other than SNOMED "unknown" decided, so a later dataAbsentReason or
+    null flavour silently turned a current smoker into a non-smoker."""
+    day = 60 * 24
+    data = triage(
+        smoking("449868002", id="known", minutes=-30 * day),
+        observation("72166-2", id="later", minutes=-day, **later),
+    )
+    assert extract_both(data).features.risk_factors.smoking.sources == ("Observation/known",)
+
+
+def test_a_later_former_smoker_answer_outdates_an_old_smoking_condition() -> None:
+    """Was: a never-resolved "smokes daily" Condition from decades ago outranked every later
+    "former smoker" answer (a Synthea sample)."""
+    day = 60 * 24
+    old = condition(SNOMED, "449868002", id="c", minutes=-5 * 365 * day)
+    data = triage(old, smoking("8517006", id="former", minutes=-day))
+    assert not extract_both(data).features.risk_factors.smoking.present
+    # Recorded within the quit window, it still counts: quit within 3 months.
+    recent = condition(SNOMED, "449868002", id="c", minutes=-30 * day)
+    data = triage(recent, smoking("8517006", id="former", minutes=-day))
+    assert extract_both(data).features.risk_factors.smoking.sources == ("Condition/c",)
+    # An answer older than the Condition does not outdate it; nor does "unknown".
+    for answer in (smoking("8517006", id="a", minutes=-6 * 365 * day),
+                   smoking("77176002", id="a", minutes=-day)):  # fmt: skip
+        data = triage(old, answer)
+        assert extract_both(data).features.risk_factors.smoking.sources == ("Condition/c",)
+    # An undated Condition gives way to a dated answer.
+    undated = condition(SNOMED, "449868002", id="c")
+    del undated["recordedDate"]
+    data = triage(undated, smoking("266919005", id="never", minutes=-day))
+    assert not extract_both(data).features.risk_factors.smoking.present
 
 
 def test_smoking_current_former_and_quit_within_three_months() -> None:

@@ -76,6 +76,16 @@ def test_troponin(ratio: float, points: int) -> None:
     assert heart_score(f).troponin == points
 
 
+@pytest.mark.parametrize(
+    ("ratio", "comparator", "points"),
+    [(1.0, ">", 1), (3.0, ">=", 2), (0.5, ">", 0), (1.5, "<", 0), (4.0, "<=", 0)],
+)
+def test_troponin_bounds(ratio: float, comparator: str, points: int) -> None:
+    """A lower bound at a cut-off is above it; an upper bound is never above one."""
+    f = _features(troponin=Troponin(Status.PRESENT, comparator=comparator, ratio_to_url=ratio))
+    assert heart_score(f).troponin == points
+
+
 def test_missing_data_scores_zero_with_notes() -> None:
     s = heart_score(
         _features(

@@ -231,6 +231,31 @@ def test_vitals_not_present_are_asked_for(make_features: Make) -> None:
     assert policy.MEASURE_VITALS not in decide(make_features(), LOW_P).actions
 
 
+def test_a_censored_troponin_escalates_only_when_it_is_known_to_be_raised(
+    make_features: Make,
+) -> None:
+    """ "> 26" against a limit of 26 is raised; "< 39" against 26 is indeterminate: no
+    escalation on it, and no early discharge either."""
+    raised = replace(
+        pathway_candidate(make_features), troponin=replace(troponin(1.0), comparator=">")
+    )
+    rec = decide(raised, LOW_P)
+    assert rec.esi_level == 2
+    assert policy.CARDIOLOGY_REVIEW in rec.actions
+    unknown = replace(
+        pathway_candidate(make_features), troponin=replace(troponin(1.5), comparator="<")
+    )
+    rec = decide(unknown, LOW_P)
+    assert rec.esi_level == 3
+    assert policy.CARDIOLOGY_REVIEW not in rec.actions
+    assert policy.HEART_PATHWAY_DISCHARGE not in rec.actions
+    assert "troponin indeterminate (censored result)" in " ".join(rec.rationale)
+    below = replace(
+        pathway_candidate(make_features), troponin=replace(troponin(0.5), comparator="<")
+    )
+    assert policy.HEART_PATHWAY_DISCHARGE in decide(below, LOW_P).actions
+
+
 def test_vitals_from_before_this_visit_are_asked_for_and_block_early_discharge(
     make_features: Make,
 ) -> None:
