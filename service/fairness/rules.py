@@ -158,9 +158,13 @@ def adjusted_group_verdict(
     attribute: str, group: str, parts: list[Part], config: FairnessConfig
 ) -> Verdict | None:
     """The risk-adjusted rule for one group, from its ``parts`` in HEART-band order (only
-    bands where the group and the rest both have decisions). None when it does not fire."""
+    bands where the group and the rest both have decisions). None when it does not fire.
+    Both sides need ``min_group_count`` decisions: the group, and everyone else in its bands
+    (900 escalated women against 2 men is not evidence of a gap)."""
     weight = sum(n for _, n, _, _ in parts)
     if weight < config.min_group_count:
+        return None
+    if sum(rn for _, _, _, rn in parts) < config.min_group_count:
         return None
     difference = sum(e - n * re / rn for e, n, re, rn in parts) / weight
     magnitude = abs(difference)

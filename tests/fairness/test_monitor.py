@@ -73,6 +73,25 @@ def test_a_gap_without_enough_data_is_insufficient_never_alert() -> None:
     assert audit.rule.startswith("insufficient_data")
 
 
+@pytest.mark.parametrize("few", [1, 2, 3, 29])
+def test_a_group_against_too_few_others_is_never_a_gap(few: int) -> None:
+    """Was ALERT (adjusted parity): 900 escalated women against 2 non-escalated men, where
+    neither two-group comparison has enough data on both sides."""
+    monitor = FairnessMonitor(FairnessConfig(), clock=lambda: 2000.0)
+    labels = ("A", "white", "not_hispanic_or_latino")
+    audit = None
+    for i in range(900):
+        audit = monitor.record(
+            Decision(f"w{i}", 1000 + i * 1e-3, *labels, "female", "45-64", "high", "high", True)
+        )
+    for i in range(few):
+        audit = monitor.record(
+            Decision(f"m{i}", 1001 + i * 1e-3, *labels, "male", "45-64", "high", "high", False)
+        )
+    assert audit is not None
+    assert audit.status is AuditStatus.INSUFFICIENT_DATA, audit.rule
+
+
 def test_an_evidenced_gap_alerts_and_names_the_groups() -> None:
     monitor = FairnessMonitor(FairnessConfig(min_group_count=30), clock=lambda: 0.0)
     _gap(monitor, 200, 0.10, 0.50)
