@@ -100,18 +100,22 @@ INSERT INTO assessments (
 ON CONFLICT (request_id) DO NOTHING
 """
 
-# The most recent decisions per facility inside the time window, oldest first, with outcomes.
+# The most recent decisions per facility inside the time window, with outcomes, in the order
+# they were written (rowid): the order the live windows added them in, since a decision is
+# written while its window holds it. created_epoch is taken when a request starts, so under
+# concurrency it can be out of commit order, and a window refilled by it would evict
+# different decisions from the one it replaces.
 _RECENT = """
 SELECT audit_id, created_epoch, facility, race, ethnicity, sex, age_band, heart_band, band,
        escalated, mace_probability, mace
 FROM (
-    SELECT a.*, o.mace,
-           ROW_NUMBER() OVER (PARTITION BY a.facility ORDER BY a.created_epoch DESC) AS rank
+    SELECT a.*, a.rowid AS written, o.mace,
+           ROW_NUMBER() OVER (PARTITION BY a.facility ORDER BY a.rowid DESC) AS rank
     FROM assessments a LEFT JOIN outcomes o ON o.audit_id = a.audit_id
     WHERE a.created_epoch >= ?
 )
 WHERE rank <= ?
-ORDER BY created_epoch
+ORDER BY written
 """
 
 

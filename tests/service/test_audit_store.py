@@ -119,6 +119,19 @@ def test_recent_decisions_keep_the_latest_per_facility_inside_the_window(
     assert rows[0].heart_band == "moderate"
 
 
+def test_recent_decisions_come_back_in_the_order_they_were_written(store: AuditStore) -> None:
+    """A window evicts in the order it added decisions, which is the order they were
+    written; created_at is taken when a request starts. Was: refilled by created_at, so
+    after a restart a busy facility's window held a different set."""
+    now = datetime.now(UTC)
+    started = [now - timedelta(seconds=s) for s in (1.0, 3.0, 2.0, 5.0, 4.0)]
+    written = [assessment(f"r{i}", created_at=t) for i, t in enumerate(started)]
+    for value in written:
+        store.insert(record(value))
+    rows = store.recent_decisions((now - timedelta(days=1)).timestamp(), per_facility=3)
+    assert [r.audit_id for r in rows] == [v.audit_id for v in written[-3:]]
+
+
 def test_reopen_after_close_keeps_everything(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite"
     s = AuditStore(path)
