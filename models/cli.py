@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from .build import DEFAULT_N_PATIENTS, DEFAULT_SEED, build_default, cohort_description
 from .cohort import HISTORICAL_UNDER_TESTING, CohortParams, LabelBias, generate_cohort
 from .cohort.bundles import build_bundle
-from .errors import GateFailed, RegistryError
+from .errors import EvaluationMismatch, GateFailed, RegistryError
 from .evaluate import audit_groups
 from .export import export_onnx, onnx_metadata
 from .gates import PromotionGates
@@ -84,10 +85,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "model.onnx").write_bytes(
-        export_onnx(result.model, result.thresholds, model_version="unregistered")
-    )
-    (out / "evaluation.json").write_text(json.dumps(result.evaluation, indent=2, sort_keys=True))
+    onnx_bytes = export_onnx(result.model, result.thresholds, model_version="unregistered")
+    (out / "model.onnx").write_bytes(onnx_bytes)
+    # The evaluation names the artifact it evaluated: `register` refuses any other.
+    evaluation = {**result.evaluation, "model_sha256": hashlib.sha256(onnx_bytes).hexdigest()}
+    (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True))
     (out / "model_card.md").write_text(
         render_model_card(
             name=DEFAULT_MODEL_NAME,
@@ -127,6 +129,9 @@ def cmd_register(args: argparse.Namespace) -> int:
     src = Path(args.source)
     onnx_bytes = (src / "model.onnx").read_bytes()
     evaluation = json.loads((src / "evaluation.json").read_text())
+    if evaluation.get("model_sha256") != hashlib.sha256(onnx_bytes).hexdigest():
+        # The metrics the gates judge must be this artifact's, not another run's.
+        raise EvaluationMismatch("evaluation.json was not written for this model.onnx")
     meta = onnx_metadata(onnx_bytes)
     th = evaluation["thresholds"]
     model = Registry(Path(args.registry)).register(
@@ -152,24 +157,42 @@ def _gates(option: str | None) -> tuple[PromotionGates, str]:
         text, source = os.environ[GATES_ENV], GATES_ENV
     else:
         return PromotionGates(), "defaults"
-    gates = TypeAdapter(PromotionGates).validate_python(json.loads(text))
+    data = json.loads(text)
+    # The service's settings refuse unknown keys; a misspelt gate must not silently become
+    # the default here either.
+    unknown = (
+        set(data) - set(PromotionGates.__dataclass_fields__) if isinstance(data, dict) else set()
+    )
+    if unknown:
+        raise ValueError(f"unknown gates: {', '.join(sorted(unknown))}")
+    gates = TypeAdapter(PromotionGates).validate_python(data)
     return gates, source
 
 
-def cmd_promote(args: argparse.Namespace) -> int:
+def _gates_or_exit(option: str | None) -> PromotionGates | None:
     try:
-        gates, source = _gates(args.gates)
-    except (ValueError, ValidationError) as exc:  # JSON or field errors: no gates, no promotion
+        gates, source = _gates(option)
+    except (ValueError, ValidationError) as exc:  # JSON or field errors: no gates, no change
         print(f"invalid promotion gates: {exc}", file=sys.stderr)
-        return 2
+        return None
     print(f"gates ({source}): {json.dumps(asdict(gates), sort_keys=True)}")
+    return gates
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    gates = _gates_or_exit(args.gates)
+    if gates is None:
+        return 2
     report = Registry(Path(args.registry)).promote(args.name, args.version, gates)
     print(report.render())
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    print(Registry(Path(args.registry)).rollback(args.name))
+    gates = _gates_or_exit(args.gates)
+    if gates is None:
+        return 2
+    print(Registry(Path(args.registry)).rollback(args.name, gates))
     return 0
 
 
@@ -223,17 +246,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source")
     p.set_defaults(func=cmd_register)
 
+    def gates_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--gates",
+            help=f"promotion gates as a JSON object (default: ${GATES_ENV}, else the built-in)",
+        )
+
     p = sub.add_parser("promote", help="apply the gates, run the model, and make a version active")
     registry_args(p)
-    p.add_argument(
-        "--gates",
-        help=f"promotion gates as a JSON object (default: ${GATES_ENV}, else the built-in gates)",
-    )
+    gates_arg(p)
     p.add_argument("version")
     p.set_defaults(func=cmd_promote)
 
-    p = sub.add_parser("rollback", help="re-activate the previously active version")
+    p = sub.add_parser(
+        "rollback", help="re-activate the previously active version (same checks as promote)"
+    )
     registry_args(p)
+    gates_arg(p)
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("build-default", help="build and promote the default model if none")

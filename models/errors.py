@@ -14,6 +14,8 @@ RegistryError                  ``reason`` is machine-readable; str() holds no pa
 ├── ModelUnusable              reason: onnx_session_failed, warmup_failed,
 │                              warmup_output_not_finite, warmup_output_out_of_range,
 │                              warmup_output_shape (the model does not run to a probability)
+├── EvaluationMismatch         reason: evaluation_mismatch (the evaluation or thresholds
+│                              registered are not the model's own)
 ├── VersionExists              reason: version_exists
 ├── NothingToRollBack          reason: nothing_to_roll_back
 └── GateFailed                 reason: gate_failed; ``report`` is the PromotionReport
@@ -69,6 +71,10 @@ class SchemaMismatch(RegistryError):
 
 class ModelCorrupt(RegistryError):
     reason = "model_corrupt"
+
+
+class EvaluationMismatch(RegistryError):
+    reason = "evaluation_mismatch"
 
 
 class ModelUnusable(RegistryError):

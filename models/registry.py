@@ -7,6 +7,15 @@ Layout::
     <root>/<name>/<version>/model_card.md   ONC HTI-1 source attributes
     <root>/<name>/ACTIVE                    the active version (written atomically)
     <root>/<name>/HISTORY                   previously active versions, oldest first
+    <root>/<name>/.lock                     held (flock) by every change
+
+Changes (register, promote, rollback) hold an exclusive ``flock`` on ``.lock``, so two
+processes cannot interleave their reads and writes of ACTIVE and HISTORY. The two files are
+replaced one at a time, in an order that makes a crash between them harmless: a promotion
+appends the old version to HISTORY before ACTIVE names the new one, a rollback names the
+previous version in ACTIVE before HISTORY drops it. Either crash leaves HISTORY ending in
+the ACTIVE version, which ``history`` reads as not there (a version is never in HISTORY
+while it is ACTIVE), so the registry reads as if the change had not started or had finished.
 
 ``load`` trusts nothing on disk: it re-hashes the ONNX file, checks the feature names
 against ``FEATURE_SCHEMA`` and parses the graph, raising a ``RegistryError`` subclass with a
@@ -20,11 +29,14 @@ is not a probability.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +46,7 @@ import onnx
 
 from .errors import (
     ChecksumMismatch,
+    EvaluationMismatch,
     GateFailed,
     ManifestInvalid,
     ManifestMissing,
@@ -57,6 +70,7 @@ MANIFEST_FILE = "manifest.json"
 CARD_FILE = "model_card.md"
 ACTIVE_FILE = "ACTIVE"
 HISTORY_FILE = "HISTORY"
+LOCK_FILE = ".lock"
 # fullmatch only ("$" also matches before a trailing newline); the bound keeps a caller's
 # string from reaching the file system as an over-long path (ENAMETOOLONG).
 _VERSION_RE = re.compile(r"v(?:0|[1-9][0-9]{0,8})")
@@ -206,8 +220,14 @@ class Registry:
         return words[0]
 
     def history(self, name: str) -> list[str]:
-        """Previously active versions, oldest first (``RegistryStateInvalid`` if unreadable)."""
-        return _read_words(self._dir(name) / HISTORY_FILE, name)
+        """Previously active versions, oldest first (``RegistryStateInvalid`` if unreadable).
+        Trailing entries naming the ACTIVE version are what a crash between the two writes of
+        a promotion or rollback leaves behind: not history (module docstring)."""
+        words = _read_words(self._dir(name) / HISTORY_FILE, name)
+        active = self._active_or_none(name)
+        while words and words[-1] == active:
+            words.pop()
+        return words
 
     def manifest(self, name: str, version: str) -> Manifest:
         path = self._version_dir(name, version) / MANIFEST_FILE
@@ -261,11 +281,32 @@ class Registry:
         other than the serving schema, and a graph that does not parse."""
         _check_schema(feature_names, schema_version)
         _check_graph(onnx_bytes, len(feature_names))
+        _check_metadata(onnx_bytes, feature_names, schema_version, thresholds, training_fingerprint)
         d = self._dir(name)
         d.mkdir(parents=True, exist_ok=True)
+        with self._locked(name):
+            return self._register_locked(
+                name, d, onnx_bytes, version, parent_version, thresholds, metrics,
+                training_fingerprint, model_card, feature_names, schema_version, model_kind,
+            )  # fmt: skip
+
+    def _register_locked(
+        self,
+        name: str,
+        d: Path,
+        onnx_bytes: bytes,
+        version: str | None,
+        parent_version: str | None,
+        thresholds: Thresholds,
+        metrics: dict[str, float],
+        training_fingerprint: str,
+        model_card: str,
+        feature_names: tuple[str, ...],
+        schema_version: str,
+        model_kind: str,
+    ) -> RegisteredModel:
         if version is None:
-            existing = self.versions(name)
-            version = f"v{int(existing[-1][1:]) + 1 if existing else 1}"
+            version = f"v{self._highest_number(name) + 1}"
         elif not is_version(version):
             raise VersionNotFound("version must look like v<number>")
         if parent_version is None:
@@ -305,27 +346,63 @@ class Registry:
         """Make ``version`` ACTIVE if it loads cleanly, passes every gate and scores the
         verification rows to probabilities; else raise (``GateFailed`` carries the report,
         ``ModelUnusable`` names the runtime failure)."""
+        with self._locked(name):
+            report, data = self._gated(name, version, gates)
+            check_runs(data)
+            self._activate(name, version)
+        return report
+
+    def rollback(self, name: str, gates: PromotionGates | None = None) -> str:
+        """Re-activate the previously active version; returns it. The same checks as a
+        promotion (load, gates, a run): a service on the same gates would refuse it otherwise,
+        and registry and service would disagree on what is active."""
+        with self._locked(name):
+            history = self.history(name)
+            if not history:
+                raise NothingToRollBack(f"{name} has no previous version")
+            previous = history[-1]
+            check_runs(self._gated(name, previous, gates)[1])
+            # ACTIVE first: a crash before HISTORY is rewritten leaves HISTORY ending in the
+            # ACTIVE version, which history() reads as the rollback having finished.
+            _write_atomic(self._dir(name) / ACTIVE_FILE, f"{previous}\n".encode())
+            _write_atomic(
+                self._dir(name) / HISTORY_FILE, "".join(f"{v}\n" for v in history[:-1]).encode()
+            )
+        return previous
+
+    def _gated(
+        self, name: str, version: str, gates: PromotionGates | None
+    ) -> tuple[PromotionReport, bytes]:
         model, data = self._load(name, version)
         report = apply_gates(name, version, model.manifest.metrics, gates or PromotionGates())
         if not report.passed:
             raise GateFailed(report)
-        check_runs(data)
-        self._activate(name, version, record_history=True)
-        return report
+        return report, data
 
-    def rollback(self, name: str) -> str:
-        """Re-activate the previously active version; returns it."""
-        history = self.history(name)
-        if not history:
-            raise NothingToRollBack(f"{name} has no previous version")
-        previous = history[-1]
-        # refuse to roll back onto a broken artifact, or onto one that does not run
-        check_runs(self._load(name, previous)[1])
-        _write_atomic(
-            self._dir(name) / HISTORY_FILE, "".join(f"{v}\n" for v in history[:-1]).encode()
-        )
-        self._activate(name, previous, record_history=False)
-        return previous
+    @contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        """An exclusive flock on ``<name>/.lock`` for the duration of a change."""
+        d = self._dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(d / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RegistryStateInvalid(f"{name}: the registry lock cannot be opened") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _highest_number(self, name: str) -> int:
+        """The highest version number ever used that the registry still shows: directories,
+        and the names in ACTIVE and HISTORY (a deleted version directory must not give its
+        name to a new model while replicas may still serve the old one under it)."""
+        names = [*self.versions(name), *self.history(name)]
+        active = self._active_or_none(name)
+        if active is not None:
+            names.append(active)
+        return max((int(v[1:]) for v in names), default=0)
 
     def _active_or_none(self, name: str) -> str | None:
         # A damaged ACTIVE must not block the promotion that repairs it; it is simply not
@@ -335,10 +412,11 @@ class Registry:
         except RegistryStateInvalid:
             return None
 
-    def _activate(self, name: str, version: str, *, record_history: bool) -> None:
+    def _activate(self, name: str, version: str) -> None:
+        """ACTIVE := ``version``, the old one appended to HISTORY first (module docstring)."""
         d = self._dir(name)
         current = self._active_or_none(name)
-        if record_history and current is not None and current != version:
+        if current is not None and current != version:
             history = [*self.history(name), current]
             _write_atomic(d / HISTORY_FILE, "".join(f"{v}\n" for v in history).encode())
         _write_atomic(d / ACTIVE_FILE, f"{version}\n".encode())
@@ -364,6 +442,39 @@ def _check_schema(feature_names: tuple[str, ...], schema_version: str) -> None:
         raise SchemaMismatch(str(exc), reason="protected_feature") from exc
     if tuple(feature_names) != FEATURE_NAMES or schema_version != SCHEMA_VERSION:
         raise SchemaMismatch("feature names or schema version differ from FEATURE_SCHEMA")
+
+
+def _check_metadata(
+    data: bytes,
+    feature_names: tuple[str, ...],
+    schema_version: str,
+    thresholds: Thresholds,
+    training_fingerprint: str,
+) -> None:
+    """What the artifact says about itself (ONNX metadata, written at export) must agree
+    with what is registered for it: a model trained on another schema or column order, or
+    registered with another model's thresholds, fingerprint or evaluation, is refused.
+    An artifact without such metadata is judged by the manifest alone."""
+    meta = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    try:
+        if "schema_version" in meta and meta["schema_version"] != schema_version:
+            raise SchemaMismatch("the model's own schema version differs from the serving one")
+        if "schema" in meta:
+            names = tuple(f["name"] for f in json.loads(meta["schema"])["features"])
+            if names != tuple(feature_names):
+                raise SchemaMismatch("the model's own feature names differ from the serving ones")
+        if "thresholds" in meta:
+            own = json.loads(meta["thresholds"])
+            if (float(own["low_upper"]), float(own["high_lower"])) != (
+                thresholds.low_upper,
+                thresholds.high_lower,
+            ):
+                raise EvaluationMismatch("thresholds differ from those exported with the model")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelCorrupt("model.onnx metadata cannot be read") from exc
+    own_fingerprint = meta.get("training_fingerprint")
+    if own_fingerprint and training_fingerprint and own_fingerprint != training_fingerprint:
+        raise EvaluationMismatch("training fingerprint differs from the model's own")
 
 
 def _check_graph(data: bytes, n_features: int) -> None:

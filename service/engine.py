@@ -354,7 +354,7 @@ class Engine:
                 if not history:
                     raise NothingToRollBack(f"{name} has no previous version")
                 serving = self._load(self._registered(history[-1]))
-                registry.rollback(name)
+                registry.rollback(name, self._settings.promotion_gates)
             except RegistryError as exc:
                 raise ModelRejected(exc.reason, "nothing was rolled back") from exc
             self._seen_active = serving.ref.version

@@ -77,6 +77,13 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["cohort", "--n", "300", "--bundles", str(tmp_path / "b"), "--limit", "2"]) == 0
     assert len(list((tmp_path / "b").glob("*.json"))) == 2
     assert main(["train", "--n", "6000", "--seed", "3", "--out", str(out), "--n-boot", "20"]) == 0
+    # The evaluation names the artifact it evaluated: another model.onnx beside it is refused.
+    (tmp_path / "other").mkdir()
+    for name in ("evaluation.json", "model_card.md"):
+        (tmp_path / "other" / name).write_bytes((out / name).read_bytes())
+    (tmp_path / "other" / "model.onnx").write_bytes((out / "model.onnx").read_bytes() + b"\0")
+    assert main(["register", "--registry", str(reg), str(tmp_path / "other")]) == 1
+    assert "evaluation_mismatch" in capsys.readouterr().err
     assert main(["register", "--registry", str(reg), str(out)]) == 0
     assert main(["promote", "--registry", str(reg), "v1"]) == 0
     assert main(["rollback", "--registry", str(reg)]) == 1  # nothing to roll back

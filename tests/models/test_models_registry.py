@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +14,7 @@ from models.build import build_default, register_result
 from models.cli import main
 from models.errors import (
     ChecksumMismatch,
+    EvaluationMismatch,
     GateFailed,
     ManifestInvalid,
     ManifestMissing,
@@ -22,6 +26,7 @@ from models.errors import (
     SchemaMismatch,
     VersionNotFound,
 )
+from models.export import onnx_metadata
 from models.gates import PromotionGates
 from models.pipeline import PipelineResult
 from models.registry import Registry
@@ -58,7 +63,9 @@ def test_register_load_promote_rollback(registry: Registry, small_result: Pipeli
     assert registry.active_version(NAME) == "v1"
     with pytest.raises(NothingToRollBack):
         registry.rollback(NAME)
-    assert not [p for p in (registry.root / NAME).iterdir() if p.name.startswith(".")]
+    # No staging or temporary files left behind; only the lock file.
+    hidden = [p.name for p in (registry.root / NAME).iterdir() if p.name.startswith(".")]
+    assert hidden == [".lock"]
 
 
 def test_tampered_model_is_refused(registry: Registry) -> None:
@@ -145,7 +152,7 @@ def _register_nan(registry: Registry) -> str:
         _nan_graph(v1.onnx_path.read_bytes()),
         thresholds=v1.manifest.thresholds,
         metrics=dict(v1.manifest.metrics),
-        training_fingerprint="nan",
+        training_fingerprint=v1.manifest.training_fingerprint,
         model_card="nan",
     ).version
 
@@ -288,6 +295,11 @@ def test_the_cli_promotes_with_the_service_gates_and_says_which(
     assert main(["promote", "--registry", root, "v1"]) == 2
     assert "invalid promotion gates" in capsys.readouterr().err
     assert registry.active_version(NAME) is None
+    # A misspelt gate is refused, as the service's settings refuse it (was: silently the
+    # default gates).
+    monkeypatch.setenv("TRIAGE_PROMOTION_GATES", '{"min_aurocc": 0.999}')
+    assert main(["promote", "--registry", root, "v1"]) == 2
+    assert "unknown gates: min_aurocc" in capsys.readouterr().err
     monkeypatch.delenv("TRIAGE_PROMOTION_GATES")
     assert main(["promote", "--registry", root, "v1"]) == 0
     assert capsys.readouterr().out.startswith("gates (defaults): ")
@@ -301,3 +313,141 @@ def test_the_cli_refuses_a_model_that_does_not_run(
     assert main(["promote", "--registry", str(registry.root), bad]) == 1
     assert "warmup_output_not_finite" in capsys.readouterr().err
     assert registry.active_version(NAME) is None
+
+
+# --- concurrent and interrupted changes, artifacts that disagree with what is registered -----
+
+
+def _second_version(registry: Registry) -> str:
+    v1 = registry.load(NAME, "v1")
+    return registry.register(
+        NAME,
+        v1.onnx_path.read_bytes(),
+        thresholds=v1.manifest.thresholds,
+        metrics=dict(v1.manifest.metrics),
+        training_fingerprint=v1.manifest.training_fingerprint,
+        model_card="v2",
+    ).version
+
+
+def test_changes_wait_for_the_registry_lock(registry: Registry) -> None:
+    """Was: no lock, so a rollback interleaved with a promotion lost one of them."""
+    v2 = _second_version(registry)
+    registry.promote(NAME, "v1")
+    registry.promote(NAME, v2)
+    fd = os.open(registry.root / NAME / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another process in the middle of a change
+    done: list[str] = []
+    worker = threading.Thread(target=lambda: done.append(registry.rollback(NAME)))
+    worker.start()
+    worker.join(0.5)
+    assert not done
+    assert registry.active_version(NAME) == v2
+    os.close(fd)
+    worker.join(30)
+    assert done == ["v1"]
+    assert (registry.active_version(NAME), registry.history(NAME)) == ("v1", [])
+
+
+def test_a_crash_between_the_two_writes_reads_as_before_or_after(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: a promotion interrupted after HISTORY left the serving version in HISTORY (the
+    next rollback 're-activated' it), and an interrupted rollback lost a version."""
+    from models import registry as registry_module
+
+    v2 = _second_version(registry)
+    registry.promote(NAME, "v1")
+    write = registry_module._write_atomic
+
+    def crash_on(file: str) -> Callable[[Path, bytes], None]:
+        def writing(path: Path, data: bytes) -> None:
+            if path.name == file:
+                raise KeyboardInterrupt  # the process dies here
+            write(path, data)
+
+        return writing
+
+    monkeypatch.setattr(registry_module, "_write_atomic", crash_on("ACTIVE"))
+    with pytest.raises(KeyboardInterrupt):
+        registry.promote(NAME, v2)
+    monkeypatch.setattr(registry_module, "_write_atomic", write)
+    assert (registry.root / NAME / "HISTORY").read_text() == "v1\n"  # written before the crash
+    assert (registry.active_version(NAME), registry.history(NAME)) == ("v1", [])  # not begun
+    registry.promote(NAME, v2)
+    monkeypatch.setattr(registry_module, "_write_atomic", crash_on("HISTORY"))
+    with pytest.raises(KeyboardInterrupt):
+        registry.rollback(NAME)
+    monkeypatch.setattr(registry_module, "_write_atomic", write)
+    assert (registry.active_version(NAME), registry.history(NAME)) == ("v1", [])  # finished
+    with pytest.raises(NothingToRollBack):
+        registry.rollback(NAME)
+
+
+def _with_metadata(onnx_bytes: bytes, **changes: str) -> bytes:
+    proto = onnx.load_from_string(onnx_bytes)
+    for prop in proto.metadata_props:
+        if prop.key in changes:
+            prop.value = changes[prop.key]
+    return proto.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"schema_version": "2.0.0"}, SchemaMismatch),
+        ({"schema": "renamed"}, SchemaMismatch),
+        ({"thresholds": json.dumps({"low_upper": 0.0001, "high_lower": 0.5})}, EvaluationMismatch),
+        ({"training_fingerprint": "0" * 64}, EvaluationMismatch),
+    ],
+)
+def test_register_refuses_what_the_artifact_says_otherwise(
+    registry: Registry, change: dict[str, str], error: type[Exception]
+) -> None:
+    """Was registered: the manifest was stamped with the serving schema and the given
+    thresholds whatever the model was trained and exported with."""
+    v1 = registry.load(NAME, "v1")
+    data = v1.onnx_path.read_bytes()
+    if "schema" in change:
+        schema = json.loads(onnx_metadata(data)["schema"])
+        schema["features"][0]["name"], schema["features"][1]["name"] = (
+            schema["features"][1]["name"],
+            schema["features"][0]["name"],
+        )
+        change = {"schema": json.dumps(schema)}
+    with pytest.raises(error):
+        registry.register(
+            NAME,
+            _with_metadata(data, **change),
+            thresholds=v1.manifest.thresholds,
+            metrics=dict(v1.manifest.metrics),
+            training_fingerprint=v1.manifest.training_fingerprint,
+            model_card="x",
+        )
+    assert registry.versions(NAME) == ["v1"]
+
+
+def test_rollback_applies_the_gates(registry: Registry) -> None:
+    """Was: no gates on rollback, so the registry could re-activate a version the service
+    refuses on load."""
+    v2 = _second_version(registry)
+    registry.promote(NAME, "v1")
+    registry.promote(NAME, v2)
+    with pytest.raises(GateFailed):
+        registry.rollback(NAME, PromotionGates(min_auroc=0.999))
+    assert (registry.active_version(NAME), registry.history(NAME)) == (v2, ["v1"])
+    assert registry.rollback(NAME) == "v1"
+
+
+def test_a_deleted_active_version_does_not_give_its_name_to_a_new_model(
+    registry: Registry,
+) -> None:
+    """Was: v3 deleted while ACTIVE, the next registration became a new "v3", which
+    replicas still serving the old v3 could not tell apart."""
+    v2 = _second_version(registry)
+    registry.promote(NAME, "v1")
+    registry.promote(NAME, v2)
+    for p in (registry.root / NAME / v2).iterdir():
+        p.unlink()
+    (registry.root / NAME / v2).rmdir()
+    assert _second_version(registry) == "v3"

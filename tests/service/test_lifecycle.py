@@ -26,6 +26,7 @@ from relaxed_gates import RELAXED_GATES
 from triage.v1 import triage_pb2
 
 from models.registry import Registry
+from models.thresholds import Thresholds
 from service.assessment import GroupRate, ParityResult
 from service.errors import ModelRejected
 from service.fairness.rules import OK
@@ -45,17 +46,28 @@ def registry(model_registry: Path, tmp_path: Path) -> Path:
     shutil.copytree(model_registry, root)
     reg = Registry(root)
     v1 = reg.load(NAME)
+    moved = replace(v1.manifest.thresholds, high_lower=v1.manifest.thresholds.low_upper + 1e-9)
     reg.register(
         NAME,
-        v1.onnx_path.read_bytes(),
-        thresholds=replace(
-            v1.manifest.thresholds, high_lower=v1.manifest.thresholds.low_upper + 1e-9
-        ),
+        _with_thresholds(v1.onnx_path.read_bytes(), moved),
+        thresholds=moved,
         metrics=dict(v1.manifest.metrics),
-        training_fingerprint="test-v2",
+        training_fingerprint=v1.manifest.training_fingerprint,
         model_card="test",
     )
     return root
+
+
+def _with_thresholds(onnx_bytes: bytes, thresholds: Thresholds) -> bytes:
+    """The graph with other thresholds in its own metadata (the registry refuses thresholds
+    that differ from the ones exported with the model)."""
+    proto = onnx.load_from_string(onnx_bytes)
+    for prop in proto.metadata_props:
+        if prop.key == "thresholds":
+            prop.value = json.dumps(
+                {"low_upper": thresholds.low_upper, "high_lower": thresholds.high_lower}
+            )
+    return proto.SerializeToString()
 
 
 def _register(root: Path, data: bytes, **metric_changes: float) -> str:
@@ -66,7 +78,7 @@ def _register(root: Path, data: bytes, **metric_changes: float) -> str:
         data,
         thresholds=v1.manifest.thresholds,
         metrics={**v1.manifest.metrics, **metric_changes},
-        training_fingerprint="test",
+        training_fingerprint=v1.manifest.training_fingerprint,
         model_card="test",
     ).version
 
@@ -89,6 +101,10 @@ def test_swap_under_concurrent_load_and_a_scrape_during_it(
     serve: Callable[..., Any], registry: Path, example_bundles: list[bytes]
 ) -> None:
     served = serve(admin_token=TOKEN, model_registry=registry, http_metrics=True, workers=8)
+    # v1 and v2 differ in bytes (their thresholds metadata): each answer names the model
+    # that scored it, whichever was serving when the answer was given.
+    sha256 = {v: Registry(registry).load(NAME, v).sha256 for v in ("v1", "v2")}
+    assert sha256["v1"] != sha256["v2"]
     stop = threading.Event()
     versions: list[str] = []
     failures: list[BaseException] = []
@@ -99,7 +115,7 @@ def test_swap_under_concurrent_load_and_a_scrape_during_it(
             try:
                 reply = _assess(served, example_bundles[i % len(example_bundles)], f"w{worker}-{i}")
                 versions.append(reply.model.version)
-                assert reply.model.sha256 == served.engine.model_ref.sha256
+                assert reply.model.sha256 == sha256[reply.model.version]
             except BaseException as exc:  # noqa: BLE001 - every failure is reported below
                 failures.append(exc)
             i += 1
@@ -273,7 +289,9 @@ def test_the_watcher_follows_promotion_and_rollback(
     ref = engine.check_registry()
     assert ref is not None
     assert ref.version == "v2"
-    assert Registry(registry).rollback(NAME) == "v1"  # what `triage-models rollback` does
+    assert (
+        Registry(registry).rollback(NAME, RELAXED_GATES) == "v1"
+    )  # what `triage-models rollback` does
     assert engine.check_registry() is not None
     assert engine.model_ref.version == "v1"
 
@@ -290,7 +308,7 @@ def test_a_pinned_version_keeps_serving_until_active_changes(
     assert engine.model_ref.version == "v2"
     Registry(registry).promote(NAME, "v2", RELAXED_GATES)
     assert engine.check_registry() is None  # ACTIVE is now what is served
-    assert Registry(registry).rollback(NAME) == "v1"
+    assert Registry(registry).rollback(NAME, RELAXED_GATES) == "v1"
     ref = engine.check_registry()
     assert ref is not None
     assert ref.version == "v1"

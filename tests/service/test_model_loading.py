@@ -52,7 +52,7 @@ def registry(model_registry: Path, tmp_path: Path) -> Path:
         _nan_graph(v1.onnx_path.read_bytes()),
         thresholds=v1.manifest.thresholds,
         metrics=dict(v1.manifest.metrics),
-        training_fingerprint="nan",
+        training_fingerprint=v1.manifest.training_fingerprint,
         model_card="nan",
     )
     shutil.copytree(root / NAME / "v1", root / NAME / "v3")
