@@ -122,8 +122,10 @@ def derive_base(
         recorded_sex=sex,
         sex_source=sex_source,
         patient_pseudonym=pseudonym(config.pseudonym_key, facts.patient.ref),
+        # An Encounter with neither id nor fullUrl cannot be named again (its stand-in ref
+        # "Encounter/#<entry>" would give every such encounter one pseudonym).
         encounter_pseudonym=None
-        if encounter is None
+        if encounter is None or (encounter.id is None and encounter.full_url is None)
         else pseudonym(config.pseudonym_key, encounter.ref),
     )
 

@@ -3,8 +3,8 @@
     FhirAdapterError                 reason + JSON path, never a value from the bundle
     ├── BundleRejected               the bundle cannot be assessed (-> INVALID_ARGUMENT)
     │   reasons: not_utf8, not_json, not_a_bundle, no_patient, multiple_patients,
-    │            non_human_patient, duplicate_full_url, encounter_not_found,
-    │            strict_validation_failed
+    │            non_human_patient, patient_without_id, duplicate_full_url,
+    │            encounter_not_found, encounter_not_usable, strict_validation_failed
     └── BundleTooLarge               above a configured limit (-> RESOURCE_EXHAUSTED)
         reasons: too_many_bytes, too_many_entries, too_deeply_nested
 
@@ -24,8 +24,10 @@ class Reason(StrEnum):
     NO_PATIENT = "no_patient"
     MULTIPLE_PATIENTS = "multiple_patients"
     NON_HUMAN_PATIENT = "non_human_patient"
+    PATIENT_WITHOUT_ID = "patient_without_id"  # neither id nor fullUrl: nothing refers to it
     DUPLICATE_FULL_URL = "duplicate_full_url"
     ENCOUNTER_NOT_FOUND = "encounter_not_found"
+    ENCOUNTER_NOT_USABLE = "encounter_not_usable"  # the one named is cancelled / entered-in-error
     STRICT_VALIDATION_FAILED = "strict_validation_failed"
     TOO_MANY_BYTES = "too_many_bytes"
     TOO_MANY_ENTRIES = "too_many_entries"

@@ -7,13 +7,11 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-import orjson
-
 from fhir_adapters.config import ExtractionConfig
 from fhir_adapters.derive import DemographicOverride, derive_base, finish
 from fhir_adapters.errors import BundleRejected, Reason
 from fhir_adapters.features import Extraction
-from fhir_adapters.reader import JsonObject, load_bundle, read_bundle
+from fhir_adapters.reader import JsonObject, load_bundle, parse_json, read_bundle
 from fhir_adapters.strict import validate_strict
 
 logger = logging.getLogger(__name__)
@@ -52,10 +50,7 @@ def cited_references(bundle: bytes) -> frozenset[str]:
 
     For a bundle already extracted once (the caller checks its hash): no limits or strict
     validation are applied again, so that settings changed since do not refuse it."""
-    try:
-        root = orjson.loads(bundle)
-    except orjson.JSONDecodeError:
-        raise BundleRejected(Reason.NOT_JSON) from None
+    root = parse_json(bundle)
     if type(root) is not dict:
         raise BundleRejected(Reason.NOT_A_BUNDLE)
     facts = read_bundle(root)

@@ -22,6 +22,14 @@ from fhir_adapters.codes import Coding
 from fhir_adapters.features import ExtractionWarning
 
 MALFORMED_REFERENCE = ""  # a reference element that is present but unusable
+_HISTORY = "/_history/"
+
+
+def unversioned(reference: str) -> str:
+    """The reference without a version ("Patient/p1/_history/2" -> "Patient/p1"): FHIR's
+    bundle resolution matches a version-specific reference to the resource it names."""
+    cut = reference.find(_HISTORY)
+    return reference if cut < 0 else reference[:cut]
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ non-human patients.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,7 @@ from fhir_adapters.facts import (
     ReferenceRange,
     ReportFact,
     observation_relevance,
+    unversioned,
 )
 from fhir_adapters.features import ExtractionWarning
 from fhir_adapters.fhir_time import parse_fhir_datetime
@@ -50,14 +52,7 @@ def load_bundle(data: bytes, config: ExtractionConfig) -> JsonObject:
     """Check the limits and parse. Returns the Bundle object."""
     check_size(data, config.max_bytes)
     too_deep = exceeds_depth(data, config.max_depth)
-    try:
-        root = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BundleRejected(Reason.NOT_UTF8) from None
-        raise BundleRejected(Reason.NOT_JSON) from None
+    root = parse_json(data)
     if too_deep:  # only now: text that is not JSON at all is reported as such
         raise BundleTooLarge(Reason.TOO_DEEPLY_NESTED)
     if not isinstance(root, dict) or root.get("resourceType") != "Bundle":
@@ -68,6 +63,35 @@ def load_bundle(data: bytes, config: ExtractionConfig) -> JsonObject:
     if len(entries) > config.max_entries:
         raise BundleTooLarge(Reason.TOO_MANY_ENTRIES, "$.entry")
     return root
+
+
+def parse_json(data: bytes) -> Any:
+    """orjson, or for what orjson refuses, ``_parse_slowly``."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _parse_slowly(data)
+
+
+def _parse_slowly(data: bytes) -> Any:
+    """JSON orjson refuses but JSON allows: numbers beyond a double (``1e309``, a 310-digit
+    integer; read as implausible values, not a reason to refuse the bundle) and nesting
+    deeper than orjson's 1024 levels (refused as too deep, not as not JSON). The standard
+    library parses the rest; NaN and Infinity, which are not JSON, stay refused."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BundleRejected(Reason.NOT_UTF8) from None
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except RecursionError:  # deeper than the interpreter's limit (~1000): given up early
+        raise BundleTooLarge(Reason.TOO_DEEPLY_NESTED) from None
+    except ValueError:  # JSONDecodeError is a ValueError
+        raise BundleRejected(Reason.NOT_JSON) from None
+
+
+def _not_json(constant: str) -> float:
+    raise ValueError("NaN and Infinity are not JSON")
 
 
 def read_bundle(root: JsonObject) -> BundleFacts:
@@ -132,7 +156,7 @@ def _reference(value: object) -> str | None:
         return MALFORMED_REFERENCE
     ref = value.get("reference")
     if type(ref) is str and ref:
-        return ref
+        return unversioned(ref) or MALFORMED_REFERENCE
     return MALFORMED_REFERENCE
 
 
@@ -250,6 +274,10 @@ class _Reader:
     def _patient(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:
         if self.patient is not None:
             raise BundleRejected(Reason.MULTIPLE_PATIENTS, f"$.entry[{index}].resource")
+        if type(res.get("id")) is not str and full_url is None:
+            # Nothing can refer to it (so no clinical data is this patient's) and its
+            # pseudonym would be every such patient's.
+            raise BundleRejected(Reason.PATIENT_WITHOUT_ID, f"$.entry[{index}].resource.id")
         birthsex: str | None = None
         individual_sex: tuple[tuple[str, str], ...] = ()
         race: list[str] = []

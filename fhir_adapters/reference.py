@@ -40,6 +40,7 @@ from fhir_adapters.facts import (
     ReferenceRange,
     ReportFact,
     observation_relevance,
+    unversioned,
 )
 from fhir_adapters.features import Extraction
 from fhir_adapters.fhir_time import date_to_utc, parse_fhir_datetime, to_utc
@@ -62,7 +63,9 @@ def extract_reference(
         raise BundleTooLarge(Reason.TOO_DEEPLY_NESTED)
     try:
         model = Bundle.model_validate_json(bundle)
-    except (ValidationError, ValueError):
+    # KeyError / TypeError: fhir.resources looking up a resourceType that is not FHIR's
+    # (their text quotes the bundle: never passed on).
+    except (ValidationError, ValueError, KeyError, TypeError):
         raise BundleRejected(Reason.STRICT_VALIDATION_FAILED) from None
     entries = list(model.entry or [])
     if len(entries) > config.max_entries:
@@ -105,7 +108,7 @@ def _coding(coding: Model) -> tuple[tuple[str, str], ...]:
 def _reference(reference: Model) -> str | None:
     if reference is None:
         return None
-    return reference.reference or MALFORMED_REFERENCE
+    return unversioned(reference.reference or "") or MALFORMED_REFERENCE
 
 
 def _number(value: Decimal | int | float | None) -> float | None:
@@ -187,6 +190,8 @@ class _ModelReader:
     def _Patient(self, index: int, ref: str, full_url: str | None, res: Model) -> None:  # noqa: N802
         if self.patient is not None:
             raise BundleRejected(Reason.MULTIPLE_PATIENTS, f"$.entry[{index}].resource")
+        if res.id is None and full_url is None:
+            raise BundleRejected(Reason.PATIENT_WITHOUT_ID, f"$.entry[{index}].resource.id")
         birthsex = None
         individual_sex: tuple[tuple[str, str], ...] = ()
         race: list[str] = []

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fhir_adapters import cited_references
+from fhir_adapters.facts import unversioned
 from fhir_adapters.features import Extraction
 from fhir_adapters.pseudonym import pseudonym
 from models.errors import NothingToRollBack, RegistryError
@@ -111,6 +112,7 @@ def _encounter_references(reference: str) -> tuple[str, ...]:
     ``encounter_id`` (the bare id, ``Encounter/<id>``, a fullUrl): the adapters pseudonymise
     ``Encounter/<id>``, or the fullUrl of an Encounter that has no id. A fullUrl ending in
     ``Encounter/<id>`` may be either."""
+    reference = unversioned(reference)
     tail = _encounter_key(reference)
     if tail != reference and "/" not in tail:  # named with "Encounter/<id>"
         by_id = f"Encounter/{tail}"
@@ -739,6 +741,7 @@ def _check_deadline(deadline: float | None) -> None:
 def _encounter_key(encounter_id: str) -> str:
     """The id an encounter_id names, however it is written: "e1", "Encounter/e1" and
     ".../Encounter/e1" are one encounter to the extractor, so one to idempotency too."""
+    encounter_id = unversioned(encounter_id)
     _, marker, tail = encounter_id.rpartition("Encounter/")
     return tail if marker and tail else encounter_id
 

@@ -1,6 +1,9 @@
 """Which Encounter is the triage encounter, and so which time everything is judged at.
 
-1. the Encounter the request names (by id, "Encounter/<id>" or fullUrl) -> REQUESTED;
+1. the Encounter the request names (by id, "Encounter/<id>" or fullUrl, any of them
+   version-specific) -> REQUESTED; refused (``encounter_not_usable``) when it is cancelled
+   or entered-in-error; when its start is after the request time, the request time is the
+   anchor (warning ``future_dated``: nothing after the request may count);
 2. else the single Encounter with status arrived / triaged / in-progress -> ACTIVE;
 3. else the latest period.start among this patient's usable Encounters -> MOST_RECENT
    (warning ``encounter_chosen_by_recency``);
@@ -20,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fhir_adapters.errors import BundleRejected, Reason
-from fhir_adapters.facts import BundleFacts, EncounterFact
+from fhir_adapters.facts import BundleFacts, EncounterFact, unversioned
 from fhir_adapters.features import EncounterSelection
 from fhir_adapters.fhir_time import local_date
 from fhir_adapters.rules.context import Anchor, ReferenceTarget, Warnings, not_patient_warning
@@ -46,11 +49,22 @@ def select_anchor(
     patient = facts.patient
     patient_target = ReferenceTarget.of("Patient", patient.id, patient.full_url)
     if requested_id is not None:
-        wanted = requested_id.removeprefix("Encounter/")
+        requested = unversioned(requested_id)
+        wanted = requested.removeprefix("Encounter/")
         for encounter in facts.encounters:
-            if (encounter.id == wanted or encounter.full_url == requested_id) and (
+            if (encounter.id == wanted or encounter.full_url == requested) and (
                 patient_target.matches(encounter.subject)
             ):
+                path = f"$.entry[{encounter.entry}].resource"
+                if (encounter.status or "") in IGNORED_STATUSES:
+                    raise BundleRejected(Reason.ENCOUNTER_NOT_USABLE, path + ".status")
+                if encounter.start is not None and encounter.start > request_time:
+                    warnings.add(WarningCode.FUTURE_DATED, path + ".period")
+                    anchor = Anchor(
+                        request_time, encounter, _target(encounter), request_time.date(),
+                        request_time,
+                    )  # fmt: skip
+                    return anchor, EncounterSelection.REQUESTED
                 return _anchor_at(encounter, request_time, warnings), EncounterSelection.REQUESTED
         raise BundleRejected(Reason.ENCOUNTER_NOT_FOUND, "$.entry")
 

@@ -17,6 +17,7 @@ from fhir_adapters.features import Measurement
 from fhir_adapters.rules.context import Context
 from fhir_adapters.rules.readings import Limits, Reading, choose, latest_plausible, read_quantity
 from fhir_adapters.units import Dimension
+from fhir_adapters.warnings import WarningCode
 
 HEART_RATE_LIMITS = Limits(20, 300)
 SYSTOLIC_LIMITS = Limits(40, 300)
@@ -100,7 +101,7 @@ def derive_vitals(
         if panel:
             _read_components(ctx, obs, readings)
     bmi_readings = [Reading(r.time, r.entry, r.ref, r.value, 1) for r in readings["bmi"]]
-    computed = _computed_bmi(readings["weight"], readings["height"])
+    computed = _computed_bmi(ctx, readings["weight"], readings["height"])
     if computed is not None:
         bmi_readings.append(computed)
     measured = {
@@ -126,8 +127,13 @@ def derive_vitals(
 def _read_components(
     ctx: Context, obs: ObservationFact, readings: dict[str, list[Reading]]
 ) -> None:
+    """A panel's systolic and diastolic are one measurement: when one of them is implausible,
+    or systolic is not above diastolic (swapped or mistyped), neither is used, so that the
+    latest systolic and diastolic never pair values of two different readings into an
+    impossible pressure (an implausible 400/130 beside an older 118/75 gave 118/130)."""
     header = obs.header
     assert header.time is not None
+    read: dict[str, float | None] = {}
     for component in obs.components:
         for system, code in component.codes:
             part = _COMPONENTS.get(code) if system == codes.LOINC else None
@@ -139,14 +145,26 @@ def _read_components(
                 header.entry, f".component[{component.index}].valueQuantity",
             )  # fmt: skip
             if usable:
-                readings[part].append(Reading(header.time, header.entry, header.ref, value))
+                read[part] = value
             break
+    systolic, diastolic = read.get("systolic_bp"), read.get("diastolic_bp")
+    if "systolic_bp" in read and "diastolic_bp" in read:
+        if systolic is not None and diastolic is not None and systolic <= diastolic:
+            ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, header.path + ".component")
+            read = {"systolic_bp": None, "diastolic_bp": None}
+        elif systolic is None or diastolic is None:
+            read = {"systolic_bp": None, "diastolic_bp": None}
+    for part, value in read.items():
+        readings[part].append(Reading(header.time, header.entry, header.ref, value))
 
 
-def _computed_bmi(weights: list[Reading], heights: list[Reading]) -> Reading | None:
+def _computed_bmi(ctx: Context, weights: list[Reading], heights: list[Reading]) -> Reading | None:
     weight = latest_plausible(weights)
     height = latest_plausible(heights)
     if weight is None or height is None or weight.value is None or height.value is None:
         return None
     bmi = weight.value / (height.value / 100.0) ** 2
-    return Reading(weight.time, weight.entry, weight.ref, bmi if BMI_LIMITS.accepts(bmi) else None)
+    if not BMI_LIMITS.accepts(bmi):  # each plausible, together not (300 kg at 100 cm)
+        ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, f"$.entry[{weight.entry}].resource")
+        return Reading(weight.time, weight.entry, weight.ref, None)
+    return Reading(weight.time, weight.entry, weight.ref, bmi)

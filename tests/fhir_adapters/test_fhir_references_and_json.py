@@ -1,0 +1,192 @@
+"""Defects found by a review of reference resolution, the named encounter, JSON that orjson
+refuses, identity and blood-pressure pairs; each test failed on the code before its fix."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from fhir_builder import (
+    CONFIG,
+    ENCOUNTER_REF,
+    REQUEST_TIME,
+    T0,
+    Resource,
+    at,
+    blood_pressure,
+    bundle,
+    encounter,
+    observation,
+    patient,
+    triage,
+)
+from fhir_check import codes_of, extract_both
+
+from fhir_adapters import BundleRejected, BundleTooLarge, Reason, extract
+from fhir_adapters.features import EncounterSelection, Status
+from fhir_adapters.reference import extract_reference
+
+# --- the encounter the request names ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["cancelled", "entered-in-error"])
+def test_a_named_encounter_that_was_voided_is_refused(status: str) -> None:
+    """Was used silently: a voided visit's start and reasonCode drove the assessment."""
+    data = bundle(patient(), encounter(status=status))
+    with pytest.raises(BundleRejected) as caught:
+        extract(data, CONFIG, request_time=REQUEST_TIME, encounter_id="e1")
+    assert caught.value.reason is Reason.ENCOUNTER_NOT_USABLE
+    assert caught.value.path == "$.entry[1].resource.status"
+
+
+def test_a_named_encounter_starting_after_the_request_is_anchored_at_the_request() -> None:
+    """Was: the anchor was the future start, so a heart rate recorded 40 minutes after the
+    request counted as present."""
+    later = encounter(status="planned", start=at(120))
+    after_request = observation("8867-4", 150, "/min", id="hr", minutes=60)
+    extraction = extract_both(bundle(patient(), later, after_request), encounter_id="Encounter/e1")
+    features = extraction.features
+    assert features.encounter_selection is EncounterSelection.REQUESTED
+    assert features.anchor_time == REQUEST_TIME
+    assert features.heart_rate.status is Status.MISSING
+    warned = [(w.code, w.path) for w in features.warnings]
+    assert ("future_dated", "$.entry[1].resource.period") in warned
+
+
+# --- version-specific references ---------------------------------------------------------------
+
+
+def test_version_specific_references_resolve_to_the_resource() -> None:
+    """Was: "Patient/p1/_history/1" matched nothing: the patient's data were dropped as
+    unresolved, and a named "Encounter/e1/_history/2" was not found."""
+    versioned_patient = {"reference": "Patient/p1/_history/1"}
+    visit = encounter(subject=versioned_patient)
+    hr = observation(
+        "8867-4", 88, "/min", id="hr", minutes=5, subject=versioned_patient,
+        encounter={"reference": "Encounter/e1/_history/2"},
+    )  # fmt: skip
+    extraction = extract_both(bundle(patient(), visit, hr), encounter_id="Encounter/e1/_history/2")
+    features = extraction.features
+    assert features.encounter_selection is EncounterSelection.REQUESTED
+    assert (features.heart_rate.status, features.heart_rate.value) == (Status.PRESENT, 88.0)
+    assert codes_of(extraction) == []
+
+
+# --- JSON that orjson refuses ---------------------------------------------------------------
+
+
+def _with_raw_value(raw: bytes) -> bytes:
+    """A triage bundle whose heart rate value is ``raw`` JSON text (orjson cannot write it)."""
+    data = triage(observation("8867-4", 12345, "/min", id="hr", minutes=-5))
+    assert data.count(b"12345") == 1
+    return data.replace(b"12345", raw)
+
+
+@pytest.mark.parametrize("raw", [b"1e309", b"-1e309", b"9" * 310])
+def test_a_number_beyond_a_double_is_implausible_not_a_rejected_bundle(raw: bytes) -> None:
+    """Was: not_json for the whole bundle (orjson refuses numbers beyond a double)."""
+    extraction = extract(_with_raw_value(raw), CONFIG, request_time=REQUEST_TIME)
+    assert extraction.features.heart_rate.status is Status.IMPLAUSIBLE
+    assert "implausible_value" in codes_of(extraction)
+
+
+@pytest.mark.parametrize("raw", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_literals_are_still_not_json(raw: bytes) -> None:
+    with pytest.raises(BundleRejected) as caught:
+        extract(_with_raw_value(raw), CONFIG, request_time=REQUEST_TIME)
+    assert caught.value.reason is Reason.NOT_JSON
+
+
+def test_nesting_beyond_orjsons_limit_is_too_deep_not_json() -> None:
+    """Was not_json (BundleRejected) where the reference said too_deeply_nested."""
+    deep = b"[" * 1030 + b"]" * 1030
+    data = triage().replace(b'"collection"', b'"collection","deep":' + deep)
+    with pytest.raises(BundleTooLarge) as caught:
+        extract(data, CONFIG, request_time=REQUEST_TIME)
+    assert caught.value.reason is Reason.TOO_DEEPLY_NESTED
+
+
+def test_the_reference_extractor_refuses_unknown_resource_types_with_a_typed_error() -> None:
+    """Was a KeyError quoting the resourceType (any text the bundle carried)."""
+    data = orjson.dumps(
+        {"resourceType": "Bundle", "type": "collection",
+         "entry": [{"resource": {"resourceType": "JaneDoeSSN123"}}]}
+    )  # fmt: skip
+    with pytest.raises(BundleRejected) as caught:
+        extract_reference(data, CONFIG, request_time=REQUEST_TIME)
+    assert "JaneDoe" not in str(caught.value)
+    assert caught.value.reason is Reason.STRICT_VALIDATION_FAILED
+
+
+# --- identity -------------------------------------------------------------------------------
+
+
+def _anonymous(*resources: Resource) -> bytes:
+    """Entries without fullUrl."""
+    return orjson.dumps(
+        {"resourceType": "Bundle", "type": "collection",
+         "entry": [{"resource": r} for r in resources]}
+    )  # fmt: skip
+
+
+def test_a_patient_with_neither_id_nor_full_url_is_refused() -> None:
+    """Was: every such patient got the pseudonym of "Patient/#0", merging their audit rows
+    (and nothing in the bundle could refer to the patient anyway)."""
+    nameless = {k: v for k, v in patient().items() if k != "id"}
+    with pytest.raises(BundleRejected) as caught:
+        extract(_anonymous(nameless), CONFIG, request_time=REQUEST_TIME)
+    assert caught.value.reason is Reason.PATIENT_WITHOUT_ID
+    assert caught.value.path == "$.entry[0].resource.id"
+
+
+def test_an_encounter_with_neither_id_nor_full_url_has_no_pseudonym() -> None:
+    """Was: every such encounter got the pseudonym of "Encounter/#1", so ReportOutcome by
+    encounter could join different patients' visits."""
+    visit = {k: v for k, v in encounter().items() if k != "id"}
+    extraction = extract_both(_anonymous(patient(), visit))
+    assert extraction.features.anchor_time == T0  # still the anchor
+    assert extraction.audit.encounter_pseudonym is None
+    assert extraction.audit.patient_pseudonym
+
+
+# --- blood pressure is one measurement -----------------------------------------------------
+
+
+def test_systolic_and_diastolic_are_never_paired_across_readings() -> None:
+    """Was: 400/130 now (systolic implausible) beside 118/75 ten hours ago gave 118/130."""
+    data = triage(
+        blood_pressure(400, 130, id="now", minutes=-5),
+        blood_pressure(118, 75, id="before", minutes=-600),
+    )
+    features = extract_both(data).features
+    assert (features.systolic_bp.value, features.diastolic_bp.value) == (118.0, 75.0)
+    assert features.systolic_bp.source == features.diastolic_bp.source == "Observation/before"
+
+
+def test_a_panel_with_systolic_not_above_diastolic_is_implausible() -> None:
+    extraction = extract_both(triage(blood_pressure(60, 120, id="swapped", minutes=-5)))
+    features = extraction.features
+    assert features.systolic_bp.status is Status.IMPLAUSIBLE
+    assert features.diastolic_bp.status is Status.IMPLAUSIBLE
+    warned = [(w.code, w.path) for w in features.warnings]
+    assert ("implausible_value", "$.entry[2].resource.component") in warned
+
+
+def test_a_computed_bmi_out_of_range_is_warned() -> None:
+    """Was implausible without a warning saying so."""
+    data = triage(
+        observation("29463-7", 300, "kg", id="wt", minutes=-5),
+        observation("8302-2", 100, "cm", id="ht", minutes=-5),
+    )
+    extraction = extract_both(data)
+    assert extraction.features.bmi.status is Status.IMPLAUSIBLE
+    assert ("implausible_value", "$.entry[2].resource") in [
+        (w.code, w.path) for w in extraction.features.warnings
+    ]
+
+
+def test_the_encounter_reference_of_an_observation_may_be_version_specific() -> None:
+    during = observation(
+        "8867-4", 91, "/min", id="hr", minutes=10,
+        encounter={"reference": ENCOUNTER_REF["reference"] + "/_history/7"},
+    )  # fmt: skip
+    assert extract_both(triage(during)).features.heart_rate.value == 91.0
