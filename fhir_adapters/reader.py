@@ -156,7 +156,8 @@ def _reference(value: object) -> str | None:
         return MALFORMED_REFERENCE
     ref = value.get("reference")
     if type(ref) is str and ref:
-        return unversioned(ref) or MALFORMED_REFERENCE
+        # A containment test before the call: this runs for every reference in the bundle.
+        return (unversioned(ref) or MALFORMED_REFERENCE) if "/_history/" in ref else ref
     return MALFORMED_REFERENCE
 
 
