@@ -650,20 +650,24 @@ def test_resolved_prior_mi_is_still_known_atherosclerosis() -> None:
     assert extract_both(data).features.risk_factors.known_atherosclerosis.present
 
 
+def completed_procedure(code: str, *, id: str, **extra: Any) -> Resource:
+    return {
+        "resourceType": "Procedure",
+        "id": id,
+        "status": "completed",
+        "code": concept(SNOMED, code),
+        "subject": {"reference": "Patient/p1"},
+        **extra,
+    }
+
+
 @pytest.mark.parametrize(
     "when", [{"performedString": "2010"}, {"performedAge": {"value": 55, "code": "a"}}, {}]
 )
 def test_an_undated_completed_cabg_is_known_atherosclerosis(when: dict[str, Any]) -> None:
     """Was ignored with missing_time, while a Condition with the same code and no date
     counted: a completed CABG in the record is history whenever it was."""
-    procedure = {
-        "resourceType": "Procedure",
-        "id": "cabg",
-        "status": "completed",
-        "code": concept(SNOMED, "232717009"),
-        "subject": {"reference": "Patient/p1"},
-        **when,
-    }
+    procedure = completed_procedure("232717009", id="cabg", **when)
     extraction = extract_both(triage(procedure))
     assert extraction.features.risk_factors.known_atherosclerosis.sources == ("Procedure/cabg",)
     assert "missing_time" not in codes_of(extraction)
@@ -672,14 +676,7 @@ def test_an_undated_completed_cabg_is_known_atherosclerosis(when: dict[str, Any]
 
 
 def test_pci_procedure_is_known_atherosclerosis() -> None:
-    procedure = {
-        "resourceType": "Procedure",
-        "id": "pci",
-        "status": "completed",
-        "code": concept(SNOMED, "415070008"),
-        "subject": {"reference": "Patient/p1"},
-        "performedDateTime": at(-60 * 24 * 400),
-    }
+    procedure = completed_procedure("415070008", id="pci", performedDateTime=at(-60 * 24 * 400))
     risk = extract_both(triage(procedure)).features.risk_factors
     assert risk.known_atherosclerosis.sources == ("Procedure/pci",)
 

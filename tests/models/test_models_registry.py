@@ -145,16 +145,23 @@ def _nan_graph(onnx_bytes: bytes) -> bytes:
     return proto.SerializeToString()
 
 
-def _register_nan(registry: Registry) -> str:
+def _register_copy_of_v1(
+    registry: Registry, change: Callable[[bytes], bytes] = bytes, card: str = "copy"
+) -> str:
+    """v1's graph (``change``-d), thresholds, metrics and fingerprint as a new version."""
     v1 = registry.load(NAME, "v1")
     return registry.register(
         NAME,
-        _nan_graph(v1.onnx_path.read_bytes()),
+        change(v1.onnx_path.read_bytes()),
         thresholds=v1.manifest.thresholds,
         metrics=dict(v1.manifest.metrics),
         training_fingerprint=v1.manifest.training_fingerprint,
-        model_card="nan",
+        model_card=card,
     ).version
+
+
+def _register_nan(registry: Registry) -> str:
+    return _register_copy_of_v1(registry, _nan_graph, "nan")
 
 
 def test_promote_refuses_a_model_whose_output_is_not_a_probability(registry: Registry) -> None:
@@ -318,21 +325,9 @@ def test_the_cli_refuses_a_model_that_does_not_run(
 # --- concurrent and interrupted changes, artifacts that disagree with what is registered -----
 
 
-def _second_version(registry: Registry) -> str:
-    v1 = registry.load(NAME, "v1")
-    return registry.register(
-        NAME,
-        v1.onnx_path.read_bytes(),
-        thresholds=v1.manifest.thresholds,
-        metrics=dict(v1.manifest.metrics),
-        training_fingerprint=v1.manifest.training_fingerprint,
-        model_card="v2",
-    ).version
-
-
 def test_changes_wait_for_the_registry_lock(registry: Registry) -> None:
     """Was: no lock, so a rollback interleaved with a promotion lost one of them."""
-    v2 = _second_version(registry)
+    v2 = _register_copy_of_v1(registry)
     registry.promote(NAME, "v1")
     registry.promote(NAME, v2)
     fd = os.open(registry.root / NAME / ".lock", os.O_RDWR)
@@ -356,7 +351,7 @@ def test_a_crash_between_the_two_writes_reads_as_before_or_after(
     next rollback 're-activated' it), and an interrupted rollback lost a version."""
     from models import registry as registry_module
 
-    v2 = _second_version(registry)
+    v2 = _register_copy_of_v1(registry)
     registry.promote(NAME, "v1")
     write = registry_module._write_atomic
 
@@ -430,7 +425,7 @@ def test_register_refuses_what_the_artifact_says_otherwise(
 def test_rollback_applies_the_gates(registry: Registry) -> None:
     """Was: no gates on rollback, so the registry could re-activate a version the service
     refuses on load."""
-    v2 = _second_version(registry)
+    v2 = _register_copy_of_v1(registry)
     registry.promote(NAME, "v1")
     registry.promote(NAME, v2)
     with pytest.raises(GateFailed):
@@ -444,10 +439,10 @@ def test_a_deleted_active_version_does_not_give_its_name_to_a_new_model(
 ) -> None:
     """Was: v3 deleted while ACTIVE, the next registration became a new "v3", which
     replicas still serving the old v3 could not tell apart."""
-    v2 = _second_version(registry)
+    v2 = _register_copy_of_v1(registry)
     registry.promote(NAME, "v1")
     registry.promote(NAME, v2)
     for p in (registry.root / NAME / v2).iterdir():
         p.unlink()
     (registry.root / NAME / v2).rmdir()
-    assert _second_version(registry) == "v3"
+    assert _register_copy_of_v1(registry) == "v3"
