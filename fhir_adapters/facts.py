@@ -25,6 +25,17 @@ MALFORMED_REFERENCE = ""  # a reference element that is present but unusable
 _HISTORY = "/_history/"
 
 
+_OMB_SYSTEMS = frozenset({codes.OMB_SYSTEM, codes.NULL_FLAVOR_SYSTEM, ""})
+FOREIGN_CODE = "foreign-system"  # a race / ethnicity code from another system: no OMB category
+CONFLICTING = "conflicting"  # two birthsex extensions that disagree
+
+
+def omb_code(system: str, code: str) -> str:
+    """The code of a race / ethnicity coding, or FOREIGN_CODE when its system is neither the
+    OMB code system, a null flavour nor absent: "2106-3" in another system is not White."""
+    return code if system in _OMB_SYSTEMS else FOREIGN_CODE
+
+
 def unversioned(reference: str) -> str:
     """The reference without a version ("Patient/p1/_history/2" -> "Patient/p1"): FHIR's
     bundle resolution matches a version-specific reference to the resource it names."""

@@ -20,6 +20,7 @@ from fhir_adapters import codes
 from fhir_adapters.config import ExtractionConfig
 from fhir_adapters.errors import BundleRejected, BundleTooLarge, Reason
 from fhir_adapters.facts import (
+    CONFLICTING,
     ECG_OBSERVATION,
     MALFORMED_REFERENCE,
     PROCEDURE_CODES,
@@ -38,6 +39,7 @@ from fhir_adapters.facts import (
     ReferenceRange,
     ReportFact,
     observation_relevance,
+    omb_code,
     unversioned,
 )
 from fhir_adapters.features import ExtractionWarning
@@ -292,9 +294,9 @@ class _Reader:
                     Reason.NON_HUMAN_PATIENT, f"$.entry[{index}].resource.extension"
                 )
             if url == codes.BIRTHSEX_URL:
-                birthsex = _str(extension.get("valueCode"))
-            elif url == codes.INDIVIDUAL_SEX_URL:
-                individual_sex = _coding_pair(extension.get("valueCoding")) + _codings(
+                birthsex = _one_birthsex(birthsex, _str(extension.get("valueCode")))
+            elif url == codes.INDIVIDUAL_SEX_URL:  # every one kept: conflicts are seen
+                individual_sex += _coding_pair(extension.get("valueCoding")) + _codings(
                     extension.get("valueCodeableConcept")
                 )
             elif url == codes.RACE_URL:
@@ -489,6 +491,13 @@ class _Reader:
         )
 
 
+def _one_birthsex(seen: str | None, value: str | None) -> str | None:
+    """Several birthsex extensions: one value, or CONFLICTING when they disagree."""
+    if seen is None or value is None or seen == value:
+        return value if seen is None else seen
+    return CONFLICTING
+
+
 def _omb_codes(extension: JsonObject) -> list[str]:
     """ombCategory codes of a us-core-race / -ethnicity extension. Also read: a
     valueCodeableConcept / valueCoding given directly on the extension (not conformant,
@@ -496,8 +505,8 @@ def _omb_codes(extension: JsonObject) -> list[str]:
     found: list[str] = []
     for sub in _list(extension.get("extension")):
         if isinstance(sub, dict) and sub.get("url") == "ombCategory":
-            found.extend(code for _, code in _coding_pair(sub.get("valueCoding")))
-            found.extend(code for _, code in _codings(sub.get("valueCodeableConcept")))
-    found.extend(code for _, code in _coding_pair(extension.get("valueCoding")))
-    found.extend(code for _, code in _codings(extension.get("valueCodeableConcept")))
+            found.extend(omb_code(*c) for c in _coding_pair(sub.get("valueCoding")))
+            found.extend(omb_code(*c) for c in _codings(sub.get("valueCodeableConcept")))
+    found.extend(omb_code(*c) for c in _coding_pair(extension.get("valueCoding")))
+    found.extend(omb_code(*c) for c in _codings(extension.get("valueCodeableConcept")))
     return found

@@ -22,6 +22,7 @@ from fhir_adapters.config import ExtractionConfig
 from fhir_adapters.derive import derive_base, finish
 from fhir_adapters.errors import BundleRejected, BundleTooLarge, Reason
 from fhir_adapters.facts import (
+    CONFLICTING,
     ECG_OBSERVATION,
     MALFORMED_REFERENCE,
     PROCEDURE_CODES,
@@ -40,6 +41,7 @@ from fhir_adapters.facts import (
     ReferenceRange,
     ReportFact,
     observation_relevance,
+    omb_code,
     unversioned,
 )
 from fhir_adapters.features import Extraction
@@ -203,9 +205,12 @@ class _ModelReader:
                     Reason.NON_HUMAN_PATIENT, f"$.entry[{index}].resource.extension"
                 )
             if url == codes.BIRTHSEX_URL:
-                birthsex = extension.valueCode
+                value = extension.valueCode
+                if birthsex is not None and value is not None and value != birthsex:
+                    value = CONFLICTING
+                birthsex = birthsex if value is None else value
             elif url == codes.INDIVIDUAL_SEX_URL:
-                individual_sex = _coding(extension.valueCoding) + _codings(
+                individual_sex += _coding(extension.valueCoding) + _codings(
                     extension.valueCodeableConcept
                 )
             elif url == codes.RACE_URL:
@@ -357,8 +362,8 @@ def _omb_codes(extension: Model) -> list[str]:
     found: list[str] = []
     for sub in extension.extension or ():
         if sub.url == "ombCategory":
-            found.extend(code for _, code in _coding(sub.valueCoding))
-            found.extend(code for _, code in _codings(sub.valueCodeableConcept))
-    found.extend(code for _, code in _coding(extension.valueCoding))
-    found.extend(code for _, code in _codings(extension.valueCodeableConcept))
+            found.extend(omb_code(*c) for c in _coding(sub.valueCoding))
+            found.extend(omb_code(*c) for c in _codings(sub.valueCodeableConcept))
+    found.extend(omb_code(*c) for c in _coding(extension.valueCoding))
+    found.extend(omb_code(*c) for c in _codings(extension.valueCodeableConcept))
     return found

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from fhir_adapters import codes
-from fhir_adapters.facts import Demographics, PatientFact
+from fhir_adapters.facts import CONFLICTING, Demographics, PatientFact
 from fhir_adapters.features import (
     AgeBand,
     ClinicalSex,
@@ -29,19 +29,22 @@ _C = TypeVar("_C", bound=StrEnum)  # an audited category: Race or Ethnicity
 def clinical_sex(patient: PatientFact) -> tuple[ClinicalSex, SexSource]:
     """Precedence: us-core-individual-sex, then us-core-birthsex, then Patient.gender.
     The first source giving female or male wins; when none does, the sex is unknown and
-    the source is the highest-precedence element that was present (UNK, other ...)."""
-    individual = next(
-        (
-            _INDIVIDUAL_SEX[c]
-            for s, c in patient.individual_sex
-            if c in _INDIVIDUAL_SEX and s in (codes.SNOMED, "")
-        ),
-        None,
-    )
-    if individual is not None:
-        return individual, SexSource.INDIVIDUAL_SEX
+    the source is the highest-precedence element that was present (UNK, other ...).
+    A source that says both (two extensions that disagree) is unknown, not the last one
+    read: the unknown sex errs towards the lower troponin limits."""
+    individual = {
+        _INDIVIDUAL_SEX[c]
+        for s, c in patient.individual_sex
+        if c in _INDIVIDUAL_SEX and s in (codes.SNOMED, "")
+    }
+    if len(individual) == 1:
+        return individual.pop(), SexSource.INDIVIDUAL_SEX
+    if individual:
+        return ClinicalSex.UNKNOWN, SexSource.INDIVIDUAL_SEX
     if patient.birthsex in _BIRTHSEX:
         return _BIRTHSEX[patient.birthsex], SexSource.BIRTHSEX
+    if patient.birthsex == CONFLICTING:
+        return ClinicalSex.UNKNOWN, SexSource.BIRTHSEX
     if patient.gender in _GENDER:
         return _GENDER[patient.gender], SexSource.GENDER
     if patient.individual_sex:

@@ -9,6 +9,7 @@ from fhir_builder import (
     CONFIG,
     ENCOUNTER_REF,
     REQUEST_TIME,
+    SNOMED,
     T0,
     Resource,
     at,
@@ -22,7 +23,7 @@ from fhir_builder import (
 from fhir_check import codes_of, extract_both
 
 from fhir_adapters import BundleRejected, BundleTooLarge, Reason, extract
-from fhir_adapters.features import EncounterSelection, Status
+from fhir_adapters.features import ClinicalSex, EncounterSelection, Race, Status
 from fhir_adapters.reference import extract_reference
 
 # --- the encounter the request names ---------------------------------------------------------
@@ -190,3 +191,41 @@ def test_the_encounter_reference_of_an_observation_may_be_version_specific() -> 
         encounter={"reference": ENCOUNTER_REF["reference"] + "/_history/7"},
     )  # fmt: skip
     assert extract_both(triage(during)).features.heart_rate.value == 91.0
+
+
+# --- sex and race sources that contradict themselves ------------------------------------------
+
+_BIRTHSEX_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"
+_INDIVIDUAL_SEX_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-individual-sex"
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    [
+        [{"url": _BIRTHSEX_URL, "valueCode": "F"}, {"url": _BIRTHSEX_URL, "valueCode": "M"}],
+        [
+            {"url": _INDIVIDUAL_SEX_URL, "valueCoding": {"system": SNOMED, "code": "248152002"}},
+            {"url": _INDIVIDUAL_SEX_URL, "valueCoding": {"system": SNOMED, "code": "248153007"}},
+        ],
+    ],
+)
+def test_two_sex_extensions_that_disagree_give_unknown(extensions: list[Resource]) -> None:
+    """Was: the last one read won (female then male gave male, and the male troponin limit)."""
+    person = patient(gender="male")
+    person["extension"] = extensions
+    features = extract_both(bundle(person, encounter())).features
+    assert features.sex is ClinicalSex.UNKNOWN
+
+
+def test_a_race_code_from_another_system_is_not_an_omb_category() -> None:
+    """Was: "2106-3" in any code system was read as White."""
+    person = patient()
+    person["extension"] = [
+        {
+            "url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
+            "extension": [
+                {"url": "ombCategory", "valueCoding": {"system": "http://x", "code": "2106-3"}}
+            ],
+        }
+    ]
+    assert extract_both(bundle(person, encounter())).audit.race is Race.INVALID
