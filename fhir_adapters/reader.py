@@ -3,8 +3,8 @@ elements the rules use. Every access is defensive: a bundle of any shape yields 
 ``FhirAdapterError``, never another exception.
 
 Order of checks (cheapest first, all before the walk): byte size, nesting depth, JSON and
-UTF-8, Bundle, entry count; then, while indexing, duplicate fullUrl, Patient count and
-non-human patients.
+UTF-8, Bundle, entry count; then, while indexing, duplicate fullUrl, Patient count, a
+Patient without id or fullUrl, and non-human patients.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def load_bundle(data: bytes, config: ExtractionConfig) -> JsonObject:
     check_size(data, config.max_bytes)
     too_deep = exceeds_depth(data, config.max_depth)
     root = parse_json(data)
-    if too_deep:  # only now: text that is not JSON at all is reported as such
+    if too_deep:  # only now: text that is not JSON is reported as such (up to ~1000 levels)
         raise BundleTooLarge(Reason.TOO_DEEPLY_NESTED)
     if not isinstance(root, dict) or root.get("resourceType") != "Bundle":
         raise BundleRejected(Reason.NOT_A_BUNDLE, "$.resourceType")

@@ -17,8 +17,10 @@ ECG (0-2): normal 0, non-specific (LBBB, LVH, paced, repolarisation) 1, ST devia
 Age (0-2): < 45 0, 45-64 1, >= 65 2; missing age scores 0 with ``age_missing``.
 Risk factors (0-2): count of hypertension, hyperlipidaemia, diabetes, obesity, smoking and
   family history; 0 -> 0, 1-2 -> 1, >= 3 -> 2; known atherosclerosis -> 2.
-Troponin (0-2): ratio to the assay URL <= 1 -> 0, <= 3 -> 1, > 3 -> 2; no usable troponin
-  scores 0 with ``troponin_missing`` (HEART then under-states risk: the note says so).
+Troponin (0-2): not above the assay URL -> 0, above it -> 1, above 3x it -> 2, as
+  ``Troponin.exceeds_url`` judges (a ">" bound at the cut-off is above it; a "<" bound never
+  is, so a censored or indeterminate result scores 0); no usable troponin scores 0 with
+  ``troponin_missing`` (HEART then under-states risk: the note says so).
 Bands: 0-3 low, 4-6 moderate, 7-10 high.
 """
 

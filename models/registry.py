@@ -14,8 +14,8 @@ processes cannot interleave their reads and writes of ACTIVE and HISTORY. The tw
 replaced one at a time, in an order that makes a crash between them harmless: a promotion
 appends the old version to HISTORY before ACTIVE names the new one, a rollback names the
 previous version in ACTIVE before HISTORY drops it. Either crash leaves HISTORY ending in
-the ACTIVE version, which ``history`` reads as not there (a version is never in HISTORY
-while it is ACTIVE), so the registry reads as if the change had not started or had finished.
+the ACTIVE version, which ``history`` reads as not there (the ACTIVE version is never the
+last entry of HISTORY), so the registry reads as if the change had not started or had finished.
 
 ``load`` trusts nothing on disk: it re-hashes the ONNX file, checks the feature names
 against ``FEATURE_SCHEMA`` and parses the graph, raising a ``RegistryError`` subclass with a

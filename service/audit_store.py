@@ -349,8 +349,9 @@ class AuditStore:
         return [_decision_row(r) for r in rows if r is not None]
 
     def recent_decisions(self, since_epoch: float, per_facility: int) -> list[DecisionRow]:
-        """At most ``per_facility`` latest decisions per facility at or after ``since_epoch``,
-        oldest first, each with its outcome: what the fairness windows held before a restart."""
+        """At most ``per_facility`` decisions per facility at or after ``since_epoch``, the last
+        written, in the order they were written, each with its outcome: what the fairness
+        windows held before a restart."""
         with self._reading() as conn:
             rows = conn.execute(_RECENT, (since_epoch, per_facility)).fetchall()
         return [_decision_row(r) for r in rows]

@@ -1,6 +1,7 @@
 """ECG category (HEART's ECG item) from the latest ECG finding before the anchor.
 
-Findings are SNOMED codes in an Observation's code (unless its valueBoolean is false) or
+Findings are SNOMED codes in an Observation's code (unless the Observation denies it:
+``facts.denies_finding``) or
 valueCodeableConcept; in the components of an ECG Observation (see
 ``facts.observation_relevance``), as a component's valueCodeableConcept or as its code with
 valueBoolean true; or in DiagnosticReport.conclusionCode. One resource's category is its
