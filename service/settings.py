@@ -245,7 +245,8 @@ class Settings(BaseSettings):
 
     @property
     def transport_message_bytes(self) -> int:
-        """gRPC's receive (and send) limit: ``max_message_bytes`` or 4 x the bundle limit."""
+        """gRPC's receive (and send) limit: ``max_message_bytes``, or 4 x the bundle limit plus
+        ``MESSAGE_FRAMING_BYTES`` (64 KiB)."""
         if self.max_message_bytes is not None:
             return self.max_message_bytes
         return 4 * self.max_bundle_bytes + MESSAGE_FRAMING_BYTES

@@ -79,7 +79,7 @@ class TriageServiceServicer:
         - per-item errors: a bad bundle yields an AssessResult carrying an ErrorDetail and the
         stream continues; one malformed record never fails the backfill. A bundle above the
         bundle limit is its item's "too_many_bytes" error only while its message is within
-        gRPC's own message limit (4x the bundle limit by default): a larger message is refused
+        gRPC's own message limit (4x the bundle limit + 64 KiB by default): a larger message is refused
         by gRPC before the service sees it and ends the stream with RESOURCE_EXHAUSTED;
         - flow control: the EHR sends as fast as the service consumes (HTTP/2 flow control), no
         single multi-megabyte message and no whole-batch memory peak on either side;
