@@ -130,6 +130,9 @@ class Troponin:
     ratio_to_url: float | None = None
     source: str | None = None
     effective: datetime | None = None
+    # A troponin result newer than this one could not be read (unit missing or unknown,
+    # malformed, data absent, implausible): what it said is unknown.
+    newer_unread: bool = False
 
     @classmethod
     def missing(cls) -> Troponin:

@@ -9,7 +9,9 @@ History (0-2), scored from coded symptoms, because free-text judgement is not av
   * 2 - no chest pain but two or more cardiac-equivalent symptoms (shoulder, arm or jaw pain,
         dyspnea, diaphoresis, nausea, epigastric pain): the presentation of MI without chest
         pain, which is common (42% of women, 31% of men) and must not score as benign;
-  * 1 - chest pain alone, or with only dyspnea or epigastric pain;
+  * 2 - chest pain with two or more cardiac-equivalent symptoms (it would be 2 without
+        the chest pain: adding a symptom never lowers History);
+  * 1 - chest pain alone, or with only dyspnea or only epigastric pain;
   * 1 - a single cardiac-equivalent symptom without chest pain;
   * 0 - none of these.
 ECG (0-2): normal 0, non-specific (LBBB, LVH, paced, repolarisation) 1, ST deviation 2;
@@ -85,8 +87,6 @@ def _history(f: ClinicalFeatures) -> int:
         or s.diaphoresis.present
         or s.nausea.present
     )
-    if s.chest_pain.present:
-        return 2 if highly_suspicious else 1
     equivalents = sum(
         (
             s.shoulder_pain.present,
@@ -98,6 +98,10 @@ def _history(f: ClinicalFeatures) -> int:
             s.epigastric_pain.present,
         )
     )
+    if s.chest_pain.present:
+        # Two equivalents score 2 without chest pain: with it, never less (adding a symptom
+        # must never lower the score).
+        return 2 if highly_suspicious or equivalents >= 2 else 1
     if equivalents >= 2:
         return 2
     return 1 if equivalents == 1 else 0

@@ -127,7 +127,9 @@ def describe(features: ClinicalFeatures, item: str, weight: float) -> Contributi
             # Only the four bounds: a free-text comparator would reach the screen and the store.
             text = f"{safe_comparator(t.comparator) or ''}{t.value_ng_l:g} ng/L"
             if t.ratio_to_url is not None:
-                text += f" ({t.ratio_to_url:.2g} x URL)"
+                # Three figures, not two: 0.996 and 1.04 x URL lie on either side of a HEART
+                # cut-off, and two figures showed both as "1 x URL".
+                text += f" ({t.ratio_to_url:.3g} x URL)"
         else:
             text = t.status.value
         return Contribution(item, text, weight, t.status.value, _sources(t.source))

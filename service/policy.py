@@ -16,12 +16,15 @@ Explicit on purpose; docs/engine.md restates it as a table. The rules, in the or
    it cannot judge that no resource is needed.
 4. Evidence of injury or ischaemia -> ESI <= 2 and cardiology review, whatever the score.
 5. HEART high (7-10) -> ESI <= 2, cardiology review and serial troponin, whatever the model's
-   band: the model never argues a HEART-high presentation down.
+   band: the model never argues a HEART-high presentation down. HEART moderate (4-6) with
+   possible ACS -> ESI <= 2 and serial troponin (clinical.md: chest pain suspicious for ACS in
+   a stable patient is the textbook ESI 2); a LOW model band does not argue it down either.
 6. Danger-zone vitals (HR > 100 /min, RR > 20 /min, SpO2 < 92 %) -> ESI <= 2 regardless of the
    score, with immediate physician evaluation and continuous monitoring.
 7. Hypotension (SBP < 90 mm[Hg]): with possible ACS -> ESI 1 (resuscitation area); without
    -> ESI <= 2.
-8. Possible ACS always gets "ECG within 10 minutes" (first) and never ESI 4 or 5.
+8. Possible ACS always gets "ECG within 10 minutes" (first, after the resuscitation area when
+   hypotension makes it ESI 1) and never ESI 4 or 5.
 9. Actions per band: HIGH -> serial troponin, cardiology review, continuous monitoring;
    MODERATE -> serial troponin (0h/3h); LOW with possible ACS -> HEART Pathway early-discharge
    consideration only when nothing argues against it (``heart_pathway_blockers``), otherwise
@@ -29,7 +32,7 @@ Explicit on purpose; docs/engine.md restates it as a table. The rules, in the or
    routine reassessment.
 10. Heart rate, systolic BP, respiratory rate or SpO2 not current -> "Measure vital signs"; the
    rationale names them. Current = PRESENT and measured no earlier than
-   ``CURRENT_VITALS_LEAD`` before the triage encounter's start (pre-hospital readings count;
+   ``THIS_VISIT_LEAD`` before the triage encounter's start (pre-hospital readings count;
    yesterday's clinic visit, though within the staleness window the model uses, does not).
 11. Escalated = band HIGH or ESI <= ``escalation_max_esi`` (the fairness audit's definition).
 
@@ -41,7 +44,7 @@ the vital signs to be measured.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fhir_adapters.features import ClinicalFeatures, EcgCategory, Measurement, Status
 from service.assessment import HeartBasis, Recommendation, RiskBand
@@ -53,8 +56,9 @@ DANGER_SPO2 = 92.0  # %, danger when below
 HYPOTENSION_SBP = 90.0  # mm[Hg], hypotension when below
 HEART_PATHWAY_MAX_TOTAL = 3
 ADULT_AGE = 18.0  # the model, HEART and the danger-zone vitals are for adults
-# Triage vitals: taken at this visit, or en route (EMS) up to an hour before its start.
-CURRENT_VITALS_LEAD = timedelta(hours=1)
+# This visit's measurements (vitals, the troponin and ECG early discharge rests on): taken at
+# the visit, or en route (EMS) up to an hour before its start.
+THIS_VISIT_LEAD = timedelta(hours=1)
 
 # --- actions (the exact strings sent to the EHR) -------------------------------------------
 ECG_WITHIN_10_MIN = "ECG within 10 minutes"
@@ -150,7 +154,7 @@ def hypotension(f: ClinicalFeatures) -> bool:
 
 def vitals_not_current(f: ClinicalFeatures) -> tuple[str, ...]:
     """The triage vitals the danger-zone rules need that are not current: missing, stale or
-    implausible, or measured before this visit (more than ``CURRENT_VITALS_LEAD`` before the
+    implausible, or measured before this visit (more than ``THIS_VISIT_LEAD`` before the
     encounter's start). An old value may still fire a danger-zone rule (that errs towards
     escalation) but never stands in for the vitals of this visit."""
     vitals = {
@@ -159,14 +163,17 @@ def vitals_not_current(f: ClinicalFeatures) -> tuple[str, ...]:
         "respiratory rate": f.respiratory_rate,
         "SpO2": f.spo2,
     }
-    earliest = f.anchor_time - CURRENT_VITALS_LEAD
     gaps: list[str] = []
     for name, m in vitals.items():
         if m.status is not Status.PRESENT:
             gaps.append(f"{name} {m.status.value}")
-        elif m.effective is None or m.effective < earliest:
+        elif not _this_visit(f, m.effective):
             gaps.append(f"{name} from before this visit")
     return tuple(gaps)
+
+
+def _this_visit(f: ClinicalFeatures, effective: datetime | None) -> bool:
+    return effective is not None and effective >= f.anchor_time - THIS_VISIT_LEAD
 
 
 def minor(f: ClinicalFeatures) -> bool:
@@ -194,8 +201,16 @@ def heart_pathway_blockers(
         # A censored result that neither rules in nor out (e.g. "< 50" against a limit of
         # 34): no escalation on it, and no discharge either.
         blockers.append("troponin indeterminate (censored result)")
+    elif not _this_visit(f, f.troponin.effective):
+        # The HEART Pathway's 0 h troponin is drawn at this presentation: one from before
+        # it may predate the pain, and "repeat at 3 h" would then be a day apart.
+        blockers.append("troponin from before this visit")
+    if f.troponin.newer_unread:
+        blockers.append("a newer troponin could not be read")
     if f.ecg.category is EcgCategory.UNKNOWN:
         blockers.append(f"ECG {f.ecg.status.value}")
+    elif not _this_visit(f, f.ecg.effective):
+        blockers.append("ECG from before this visit")
     if f.age_years.status is not Status.PRESENT:
         blockers.append(f"age {f.age_years.status.value}")
     elif minor(f):
@@ -256,6 +271,12 @@ def recommend(
         plan.at_most(2)
         plan.add(CARDIOLOGY_REVIEW, SERIAL_TROPONIN)
         plan.rationale.append(f"HEART {heart.total} (high): ESI 2 or lower")
+    elif heart.band is RiskBand.MODERATE and acs:
+        # Chest pain suspicious for ACS in a stable patient is the textbook ESI 2; HEART 4-6
+        # (12-17% MACE) is suspicious enough that a LOW model band may not argue it down.
+        plan.at_most(2)
+        plan.add(SERIAL_TROPONIN)
+        plan.rationale.append(f"HEART {heart.total} (moderate) with possible ACS: ESI 2 or lower")
     if danger:
         plan.at_most(2)
         plan.add(IMMEDIATE_PHYSICIAN, CONTINUOUS_MONITORING)

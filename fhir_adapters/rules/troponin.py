@@ -14,8 +14,8 @@ Defaults (99th percentile URLs, ng/L), sources in docs/fhir_adapters.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from fhir_adapters import codes
 from fhir_adapters.facts import ObservationFact, Quantity, ReferenceRange
@@ -74,8 +74,15 @@ def derive_troponin(
     ctx: Context, observations: list[ObservationFact], sex: ClinicalSex, staleness: timedelta
 ) -> tuple[Troponin, Finding]:
     """The latest result, and the results within ``staleness`` above their limit."""
-    results = _results(ctx, observations)
-    return _latest(ctx, results, sex, staleness), _above_url_in_window(ctx, results, sex, staleness)
+    results, newest_unread = _results(ctx, observations)
+    latest = _latest(ctx, results, sex, staleness)
+    if (
+        newest_unread is not None
+        and latest.effective is not None
+        and newest_unread > latest.effective
+    ):
+        latest = replace(latest, newer_unread=True)
+    return latest, _above_url_in_window(ctx, results, sex, staleness)
 
 
 def _above_url_in_window(
@@ -144,8 +151,12 @@ def _order(result: _Result) -> tuple[object, float, int]:
     return (header.time, result.value_ng_l or 0.0, header.entry)
 
 
-def _results(ctx: Context, observations: list[ObservationFact]) -> list[_Result]:
+def _results(
+    ctx: Context, observations: list[ObservationFact]
+) -> tuple[list[_Result], datetime | None]:
+    """The troponin results read, and the time of the newest one that could not be read."""
     results = []
+    newest_unread: datetime | None = None
     for obs in observations:
         loinc = None
         for coding in obs.codes:
@@ -158,14 +169,18 @@ def _results(ctx: Context, observations: list[ObservationFact]) -> list[_Result]
             ctx, obs.quantity, obs.absent, Dimension.MASS_CONCENTRATION_NG_L, TROPONIN_LIMITS,
             obs.header.entry, ".valueQuantity",
         )  # fmt: skip
+        comparator = obs.quantity.comparator if obs.quantity is not None else None
+        if usable and comparator is not None and comparator not in COMPARATORS:
+            # Not a bound FHIR defines: what the number means is unknown.
+            ctx.warnings.add(WarningCode.MALFORMED, obs.header.path + ".valueQuantity")
+            usable = False
         if usable:
-            comparator = obs.quantity.comparator if obs.quantity is not None else None
-            if comparator is not None and comparator not in COMPARATORS:
-                # Not a bound FHIR defines: what the number means is unknown.
-                ctx.warnings.add(WarningCode.MALFORMED, obs.header.path + ".valueQuantity")
-                continue
             results.append(_Result(obs, loinc, value, comparator))
-    return results
+        if not usable or value is None:
+            time = obs.header.time
+            if time is not None and (newest_unread is None or time > newest_unread):
+                newest_unread = time
+    return results, newest_unread
 
 
 def _url(ctx: Context | None, result: _Result, sex: ClinicalSex) -> tuple[float, UrlSource]:

@@ -148,6 +148,27 @@ def test_a_censored_troponin_is_judged_alike_latest_and_in_window(
     assert extract_both(earlier).features.troponin_above_url_in_window.present is above
 
 
+@pytest.mark.parametrize(
+    "unreadable",
+    [
+        {"code": "U/L"},  # a unit that is not a mass concentration: never guessed
+        {"code": None, "system": None},  # no unit
+        {"value": 1e7},  # implausible
+    ],
+)
+def test_a_newer_troponin_that_could_not_be_read_is_flagged(unreadable: dict[str, Any]) -> None:
+    """Was silent: the older negative result became "latest" and early discharge could be
+    offered on it."""
+    newer = hs_troponin(30, id="newer", minutes=-5)
+    newer["valueQuantity"].update(unreadable)
+    newer["valueQuantity"] = {k: v for k, v in newer["valueQuantity"].items() if v is not None}
+    features = extract_both(triage(hs_troponin(5, id="older", minutes=-60), newer)).features
+    assert features.troponin.source == "Observation/older"
+    assert features.troponin.newer_unread
+    alone = extract_both(triage(hs_troponin(5, id="older", minutes=-60))).features
+    assert not alone.troponin.newer_unread
+
+
 def test_a_reported_limit_decides_for_earlier_results_too() -> None:
     earlier = hs_troponin(60, id="first", minutes=-600)
     earlier["referenceRange"] = [{"high": {"value": 100, "system": UCUM, "code": "ng/L"}}]

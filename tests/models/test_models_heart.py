@@ -86,6 +86,19 @@ def test_troponin_bounds(ratio: float, comparator: str, points: int) -> None:
     assert heart_score(f).troponin == points
 
 
+def test_adding_a_symptom_never_lowers_history() -> None:
+    """Was: chest pain + dyspnea + epigastric pain scored 1, the same without chest pain 2;
+    the lost point crossed the HEART Pathway and HEART-high cut-offs."""
+    flags = [f.name for f in dataclasses.fields(Symptoms)]
+    for mask in range(1 << len(flags)):
+        present = {name: YES for i, name in enumerate(flags) if mask >> i & 1}
+        score = heart_score(_features(symptoms=Symptoms(**present))).history
+        for extra in flags:
+            if extra not in present:
+                more = heart_score(_features(symptoms=Symptoms(**present, **{extra: YES})))
+                assert more.history >= score, (sorted(present), extra)
+
+
 def test_missing_data_scores_zero_with_notes() -> None:
     s = heart_score(
         _features(

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
-from clinical_features import present, stale, troponin
+from clinical_features import calm_features, present, stale, troponin
 
 from fhir_adapters.features import ClinicalFeatures, Ecg, EcgCategory, Status
 from models.registry import RegisteredModel
@@ -113,3 +114,18 @@ def test_the_ecg_item_shows_its_status_and_source(
     shown = describe(make_features(ecg=ecg), "ecg", 0.0)
     assert (shown.value, shown.status) == (value, status)
     assert shown.sources == ("Observation/ecg",) * sources
+
+
+def test_the_troponin_ratio_shown_keeps_the_heart_cut_offs_apart() -> None:
+    """Was two significant figures: 0.996 and 1.04 x URL both read "1 x URL", on either
+    side of HEART's cut-off (and 2.96 / 3.04 both "3 x URL")."""
+    shown = [
+        describe(replace(calm_features(), troponin=troponin(ratio)), "troponin", 0.0).value
+        for ratio in (0.996, 1.04, 2.96, 3.04)
+    ]
+    assert [text.split("(")[1] for text in shown] == [
+        "0.996 x URL)",
+        "1.04 x URL)",
+        "2.96 x URL)",
+        "3.04 x URL)",
+    ]

@@ -224,6 +224,19 @@ def test_heart_high_is_esi_2_whatever_the_model_says(make_features: Make) -> Non
     assert policy.SERIAL_TROPONIN in rec.actions
 
 
+def test_heart_moderate_with_possible_acs_is_esi_2_whatever_the_model_says(
+    make_features: Make,
+) -> None:
+    """Was ESI 3 with a LOW model band: a 70-year-old with known atherosclerosis, chest pain
+    and HEART 6 waited as a stable ESI 3 (clinical.md: suspected ACS is the textbook ESI 2)."""
+    rec = decide(make_features(symptoms={"chest_pain": True}), LOW_P, total=5)
+    assert rec.band is RiskBand.LOW
+    assert (rec.esi_level, rec.escalated) == (2, True)
+    assert policy.SERIAL_TROPONIN in rec.actions
+    assert "HEART 5 (moderate) with possible ACS" in " ".join(rec.rationale)
+    assert decide(make_features(), LOW_P, total=5).esi_level == 4  # no possible ACS
+
+
 def test_vitals_not_present_are_asked_for(make_features: Make) -> None:
     rec = decide(make_features(respiratory_rate=Measurement.missing()), LOW_P)
     assert policy.MEASURE_VITALS in rec.actions
@@ -263,7 +276,7 @@ def test_vitals_from_before_this_visit_are_asked_for_and_block_early_discharge(
     triage vital: early discharge waits for this visit's vitals."""
     f = pathway_candidate(make_features)
     assert policy.HEART_PATHWAY_DISCHARGE in decide(f, LOW_P).actions
-    edge = f.anchor_time - policy.CURRENT_VITALS_LEAD
+    edge = f.anchor_time - policy.THIS_VISIT_LEAD
     en_route = replace(f, heart_rate=replace(f.heart_rate, effective=edge))
     assert policy.HEART_PATHWAY_DISCHARGE in decide(en_route, LOW_P).actions
     yesterday = replace(f, heart_rate=replace(f.heart_rate, effective=edge - timedelta(seconds=1)))
@@ -271,6 +284,36 @@ def test_vitals_from_before_this_visit_are_asked_for_and_block_early_discharge(
     assert policy.HEART_PATHWAY_DISCHARGE not in rec.actions
     assert policy.MEASURE_VITALS in rec.actions
     assert "heart rate from before this visit" in " ".join(rec.rationale)
+
+
+@pytest.mark.parametrize(
+    ("change", "blocker"),
+    [
+        ("troponin", "troponin from before this visit"),
+        ("ecg", "ECG from before this visit"),
+    ],
+)
+def test_a_troponin_or_ecg_from_before_this_visit_blocks_early_discharge(
+    make_features: Make, change: str, blocker: str
+) -> None:
+    """Was: a negative troponin and a normal ECG from 20 h earlier (within the staleness
+    window) allowed early discharge: neither is this presentation's 0 h result."""
+    f = pathway_candidate(make_features)
+    earlier = f.anchor_time - timedelta(hours=20)
+    old = replace(f, **{change: replace(getattr(f, change), effective=earlier)})
+    rec = decide(old, LOW_P)
+    assert policy.HEART_PATHWAY_DISCHARGE not in rec.actions
+    assert blocker in " ".join(rec.rationale)
+
+
+def test_a_newer_troponin_that_could_not_be_read_blocks_early_discharge(
+    make_features: Make,
+) -> None:
+    f = pathway_candidate(make_features)
+    unread = replace(f, troponin=replace(f.troponin, newer_unread=True))
+    rec = decide(unread, LOW_P)
+    assert policy.HEART_PATHWAY_DISCHARGE not in rec.actions
+    assert "a newer troponin could not be read" in " ".join(rec.rationale)
 
 
 def test_an_old_danger_zone_vital_still_escalates(make_features: Make) -> None:
