@@ -87,6 +87,19 @@ def test_repeated_request_id_replays_the_same_assessment_and_records_once(
         engine.assess(example_bundles[2], request_id="same")
 
 
+def test_a_bundle_only_the_slow_json_parser_reads_replays_too(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    """A number beyond a double (orjson refuses it) is read by the standard library: the
+    retry's replay maps sources back through the same parse, not a not_json error."""
+    doc = orjson.loads(example_bundles[1])
+    doc["meta"] = {"versionId": "__HUGE__"}
+    bundle = orjson.dumps(doc).replace(b'"__HUGE__"', b"1e309")
+    engine = engine_factory()
+    first = engine.assess(bundle, request_id="huge")
+    assert engine.assess(bundle, request_id="huge") == first
+
+
 def test_the_store_keeps_pseudonyms_not_the_bundles_identifiers(
     engine_factory: Factory, example_bundles: list[bytes]
 ) -> None:
