@@ -30,6 +30,13 @@ FOREIGN_CODE = "foreign-system"  # a race / ethnicity code from another system: 
 CONFLICTING = "conflicting"  # two birthsex extensions that disagree
 
 
+def merged_birthsex(seen: str | None, value: str | None) -> str | None:
+    """Several birthsex extensions: their one value, or CONFLICTING when they disagree."""
+    if seen is None or value is None or seen == value:
+        return value if seen is None else seen
+    return CONFLICTING
+
+
 def omb_code(system: str, code: str) -> str:
     """The code of a race / ethnicity coding, or FOREIGN_CODE when its system is neither the
     OMB code system, a null flavour nor absent: "2106-3" in another system is not White."""

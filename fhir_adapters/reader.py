@@ -20,7 +20,6 @@ from fhir_adapters import codes
 from fhir_adapters.config import ExtractionConfig
 from fhir_adapters.errors import BundleRejected, BundleTooLarge, Reason
 from fhir_adapters.facts import (
-    CONFLICTING,
     ECG_OBSERVATION,
     MALFORMED_REFERENCE,
     PROCEDURE_CODES,
@@ -38,6 +37,7 @@ from fhir_adapters.facts import (
     Quantity,
     ReferenceRange,
     ReportFact,
+    merged_birthsex,
     observation_relevance,
     omb_code,
     unversioned,
@@ -294,7 +294,7 @@ class _Reader:
                     Reason.NON_HUMAN_PATIENT, f"$.entry[{index}].resource.extension"
                 )
             if url == codes.BIRTHSEX_URL:
-                birthsex = _one_birthsex(birthsex, _str(extension.get("valueCode")))
+                birthsex = merged_birthsex(birthsex, _str(extension.get("valueCode")))
             elif url == codes.INDIVIDUAL_SEX_URL:  # every one kept: conflicts are seen
                 individual_sex += _coding_pair(extension.get("valueCoding")) + _codings(
                     extension.get("valueCodeableConcept")
@@ -489,13 +489,6 @@ class _Reader:
         self.family.append(
             FamilyHistoryFact(header, _codings(res.get("relationship")), tuple(conditions))
         )
-
-
-def _one_birthsex(seen: str | None, value: str | None) -> str | None:
-    """Several birthsex extensions: one value, or CONFLICTING when they disagree."""
-    if seen is None or value is None or seen == value:
-        return value if seen is None else seen
-    return CONFLICTING
 
 
 def _omb_codes(extension: JsonObject) -> list[str]:

@@ -22,7 +22,6 @@ from fhir_adapters.config import ExtractionConfig
 from fhir_adapters.derive import derive_base, finish
 from fhir_adapters.errors import BundleRejected, BundleTooLarge, Reason
 from fhir_adapters.facts import (
-    CONFLICTING,
     ECG_OBSERVATION,
     MALFORMED_REFERENCE,
     PROCEDURE_CODES,
@@ -40,6 +39,7 @@ from fhir_adapters.facts import (
     Quantity,
     ReferenceRange,
     ReportFact,
+    merged_birthsex,
     observation_relevance,
     omb_code,
     unversioned,
@@ -205,10 +205,7 @@ class _ModelReader:
                     Reason.NON_HUMAN_PATIENT, f"$.entry[{index}].resource.extension"
                 )
             if url == codes.BIRTHSEX_URL:
-                value = extension.valueCode
-                if birthsex is not None and value is not None and value != birthsex:
-                    value = CONFLICTING
-                birthsex = birthsex if value is None else value
+                birthsex = merged_birthsex(birthsex, extension.valueCode)
             elif url == codes.INDIVIDUAL_SEX_URL:
                 individual_sex += _coding(extension.valueCoding) + _codings(
                     extension.valueCodeableConcept

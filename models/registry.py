@@ -58,7 +58,7 @@ from .errors import (
     VersionExists,
     VersionNotFound,
 )
-from .export import INPUT_NAME, OUTPUT_NAME
+from .export import INPUT_NAME, OUTPUT_NAME, onnx_metadata
 from .gates import PromotionGates, PromotionReport, apply_gates
 from .schema import FEATURE_NAMES, SCHEMA_VERSION, ProtectedFeatureError, assert_schema_allowed
 from .thresholds import Thresholds
@@ -282,63 +282,29 @@ class Registry:
         _check_schema(feature_names, schema_version)
         _check_graph(onnx_bytes, len(feature_names))
         _check_metadata(onnx_bytes, feature_names, schema_version, thresholds, training_fingerprint)
-        d = self._dir(name)
-        d.mkdir(parents=True, exist_ok=True)
-        with self._locked(name):
-            return self._register_locked(
-                name, d, onnx_bytes, version, parent_version, thresholds, metrics,
-                training_fingerprint, model_card, feature_names, schema_version, model_kind,
-            )  # fmt: skip
-
-    def _register_locked(
-        self,
-        name: str,
-        d: Path,
-        onnx_bytes: bytes,
-        version: str | None,
-        parent_version: str | None,
-        thresholds: Thresholds,
-        metrics: dict[str, float],
-        training_fingerprint: str,
-        model_card: str,
-        feature_names: tuple[str, ...],
-        schema_version: str,
-        model_kind: str,
-    ) -> RegisteredModel:
-        if version is None:
-            version = f"v{self._highest_number(name) + 1}"
-        elif not is_version(version):
+        if version is not None and not is_version(version):
             raise VersionNotFound("version must look like v<number>")
-        if parent_version is None:
-            parent_version = self._active_or_none(name)
-        manifest = Manifest(
-            sha256=_sha256(onnx_bytes),
-            schema_version=schema_version,
-            feature_names=tuple(feature_names),
-            thresholds=thresholds,
-            metrics=dict(metrics),
-            parent_version=parent_version,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            training_fingerprint=training_fingerprint,
-            model_kind=model_kind,
-        )
-        # Build in a hidden directory and rename it into place, so a half-written version
-        # is never listed.
-        staging = Path(tempfile.mkdtemp(dir=d, prefix=f".{version}."))
-        try:
-            (staging / MODEL_FILE).write_bytes(onnx_bytes)
-            (staging / MANIFEST_FILE).write_text(manifest.to_json())
-            (staging / CARD_FILE).write_text(model_card)
-            try:
-                staging.rename(d / version)
-            except OSError as exc:
-                raise VersionExists(f"{name} {version} already exists") from exc
-        finally:
-            if staging.exists():
-                for p in staging.iterdir():
-                    p.unlink()
-                staging.rmdir()
-        return self.load(name, version)
+        d = self._dir(name)
+        # Under the lock: the version name chosen, the parent read and the directory renamed
+        # into place as one step for every process sharing the registry.
+        with self._locked(name):
+            if version is None:
+                version = f"v{self._highest_number(name) + 1}"
+            if parent_version is None:
+                parent_version = self._active_or_none(name)
+            manifest = Manifest(
+                sha256=_sha256(onnx_bytes),
+                schema_version=schema_version,
+                feature_names=tuple(feature_names),
+                thresholds=thresholds,
+                metrics=dict(metrics),
+                parent_version=parent_version,
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                training_fingerprint=training_fingerprint,
+                model_kind=model_kind,
+            )
+            _place_version(d, name, version, onnx_bytes, manifest.to_json(), model_card)
+            return self.load(name, version)
 
     def promote(
         self, name: str, version: str, gates: PromotionGates | None = None
@@ -422,6 +388,27 @@ class Registry:
         _write_atomic(d / ACTIVE_FILE, f"{version}\n".encode())
 
 
+def _place_version(
+    d: Path, name: str, version: str, onnx_bytes: bytes, manifest: str, model_card: str
+) -> None:
+    """Build the version in a hidden directory and rename it into place, so that a
+    half-written version is never listed."""
+    staging = Path(tempfile.mkdtemp(dir=d, prefix=f".{version}."))
+    try:
+        (staging / MODEL_FILE).write_bytes(onnx_bytes)
+        (staging / MANIFEST_FILE).write_text(manifest)
+        (staging / CARD_FILE).write_text(model_card)
+        try:
+            staging.rename(d / version)
+        except OSError as exc:
+            raise VersionExists(f"{name} {version} already exists") from exc
+    finally:
+        if staging.exists():
+            for p in staging.iterdir():
+                p.unlink()
+            staging.rmdir()
+
+
 def _read_words(path: Path, name: str) -> list[str]:
     """The version names in ACTIVE or HISTORY ([] when the file is absent)."""
     try:
@@ -455,7 +442,7 @@ def _check_metadata(
     with what is registered for it: a model trained on another schema or column order, or
     registered with another model's thresholds, fingerprint or evaluation, is refused.
     An artifact without such metadata is judged by the manifest alone."""
-    meta = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    meta = onnx_metadata(data)
     try:
         if "schema_version" in meta and meta["schema_version"] != schema_version:
             raise SchemaMismatch("the model's own schema version differs from the serving one")

@@ -97,14 +97,6 @@ def _value(m: Measurement) -> float | None:
     return m.value if m.status is Status.PRESENT else None
 
 
-def _troponin_above_url(f: ClinicalFeatures) -> bool:
-    return f.troponin.exceeds_url()
-
-
-def _troponin_negative(f: ClinicalFeatures) -> bool:
-    return f.troponin.within_url()
-
-
 def acs_symptom(f: ClinicalFeatures) -> bool:
     s = f.symptoms
     return (
@@ -121,7 +113,7 @@ def acs_symptom(f: ClinicalFeatures) -> bool:
 
 def myocardial_injury_or_ischaemia(f: ClinicalFeatures) -> bool:
     return (
-        _troponin_above_url(f)
+        f.troponin.exceeds_url()
         or f.ecg.category is EcgCategory.ST_DEVIATION
         or f.troponin_above_url_in_window.present
         or f.st_deviation_in_window.present
@@ -197,7 +189,7 @@ def heart_pathway_blockers(
         blockers.append("injury or ischaemia within the windows")
     if f.troponin.status is not Status.PRESENT:
         blockers.append(f"troponin {f.troponin.status.value}")
-    elif not _troponin_negative(f) and not _troponin_above_url(f):
+    elif not f.troponin.within_url() and not f.troponin.exceeds_url():
         # A censored result that neither rules in nor out (e.g. "< 50" against a limit of
         # 34): no escalation on it, and no discharge either.
         blockers.append("troponin indeterminate (censored result)")

@@ -55,16 +55,9 @@ def select_anchor(
             if (encounter.id == wanted or encounter.full_url == requested) and (
                 patient_target.matches(encounter.subject)
             ):
-                path = f"$.entry[{encounter.entry}].resource"
                 if (encounter.status or "") in IGNORED_STATUSES:
-                    raise BundleRejected(Reason.ENCOUNTER_NOT_USABLE, path + ".status")
-                if encounter.start is not None and encounter.start > request_time:
-                    warnings.add(WarningCode.FUTURE_DATED, path + ".period")
-                    anchor = Anchor(
-                        request_time, encounter, _target(encounter), request_time.date(),
-                        request_time,
-                    )  # fmt: skip
-                    return anchor, EncounterSelection.REQUESTED
+                    path = f"$.entry[{encounter.entry}].resource.status"
+                    raise BundleRejected(Reason.ENCOUNTER_NOT_USABLE, path)
                 return _anchor_at(encounter, request_time, warnings), EncounterSelection.REQUESTED
         raise BundleRejected(Reason.ENCOUNTER_NOT_FOUND, "$.entry")
 
@@ -103,10 +96,11 @@ def select_anchor(
 
 def _anchor_at(encounter: EncounterFact, request_time: datetime, warnings: Warnings) -> Anchor:
     start = encounter.start
-    if start is None:
-        warnings.add(
-            WarningCode.ENCOUNTER_WITHOUT_START, f"$.entry[{encounter.entry}].resource.period"
-        )
+    # Without a start, or (only a named encounter can get here so) one after the request:
+    # the request time is the anchor, so nothing recorded after the request counts.
+    if start is None or start > request_time:
+        code = WarningCode.ENCOUNTER_WITHOUT_START if start is None else WarningCode.FUTURE_DATED
+        warnings.add(code, f"$.entry[{encounter.entry}].resource.period")
         # request_time is UTC: the fallback anchor's date is the UTC date.
         return Anchor(
             request_time, encounter, _target(encounter), request_time.date(), request_time

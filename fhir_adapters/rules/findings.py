@@ -228,16 +228,14 @@ def _smoking(
     anchor = ctx.anchor.time
     statuses = [o for o in observations if _SMOKING_STATUS in o.codes and _informative(o)]
     latest = max(statuses, key=lambda o: (o.header.time, o.header.entry)) if statuses else None
-    latest_current = latest is not None and codes.has_code(
-        latest.value_codes, codes.SNOMED, codes.SMOKING_CURRENT
-    )
+    answers = set() if latest is None else {c for s, c in latest.value_codes if s == codes.SNOMED}
+    current = bool(answers & codes.SMOKING_CURRENT)
     for condition in conditions:
-        if latest is None or latest_current or not _superseded(condition, latest, anchor):
+        if latest is None or current or not _superseded(condition, latest, anchor):
             evidence.add("smoking", condition.header.ref)
     if latest is None:
         return
-    answers = {c for s, c in latest.value_codes if s == codes.SNOMED}
-    if answers & codes.SMOKING_CURRENT:
+    if current:
         evidence.add("smoking", latest.header.ref)
     elif answers & codes.SMOKING_FORMER:
         for obs in statuses:

@@ -148,12 +148,10 @@ def _read_components(
                 read[part] = value
             break
     systolic, diastolic = read.get("systolic_bp"), read.get("diastolic_bp")
-    if "systolic_bp" in read and "diastolic_bp" in read:
-        if systolic is not None and diastolic is not None and systolic <= diastolic:
+    if len(read) == 2 and (systolic is None or diastolic is None or systolic <= diastolic):
+        if systolic is not None and diastolic is not None:  # each plausible, the pair not
             ctx.warnings.add(WarningCode.IMPLAUSIBLE_VALUE, header.path + ".component")
-            read = {"systolic_bp": None, "diastolic_bp": None}
-        elif systolic is None or diastolic is None:
-            read = {"systolic_bp": None, "diastolic_bp": None}
+        read = dict.fromkeys(read)
     for part, value in read.items():
         readings[part].append(Reading(header.time, header.entry, header.ref, value))
 
