@@ -133,6 +133,14 @@ class Troponin:
     # A troponin result newer than this one could not be read (unit missing or unknown,
     # malformed, data absent, implausible): what it said is unknown.
     newer_unread: bool = False
+    # A high-sensitivity result whose limit is a lab range that states no sex: the documented
+    # sex-specific 99th percentile for the patient's sex (female when unknown), where it is
+    # lower than the lab's. The lab's limit still scores; this one is shown beside it.
+    sex_specific_url_ng_l: float | None = None
+    # Results within the staleness window above such a lower sex-specific limit but not
+    # above their lab's limit (those are in ``troponin_above_url_in_window``): a raised
+    # troponin a limit that ignores sex could hide, the bias this service exists to catch.
+    above_sex_specific_url: tuple[str, ...] = ()
 
     @classmethod
     def missing(cls) -> Troponin:

@@ -129,7 +129,11 @@ def describe(features: ClinicalFeatures, item: str, weight: float) -> Contributi
             if t.ratio_to_url is not None:
                 # Three figures, not two: 0.996 and 1.04 x URL lie on either side of a HEART
                 # cut-off, and two figures showed both as "1 x URL".
-                text += f" ({t.ratio_to_url:.3g} x URL)"
+                text += f" ({t.ratio_to_url:.3g} x URL"
+                if t.sex_specific_url_ng_l:
+                    # The lab's limit states no sex: the lower sex-specific one beside it.
+                    text += f"; {t.value_ng_l / t.sex_specific_url_ng_l:.3g} x sex-specific URL"
+                text += ")"
         else:
             text = t.status.value
         return Contribution(item, text, weight, t.status.value, _sources(t.source))

@@ -34,7 +34,9 @@ _REFERENCES = "sources"
 _COMPARATOR = "comparator"
 # How service.contributions renders a troponin value: a bound, the number, the ratio to URL.
 _NUMBER = r"(?:-?(?:[0-9][0-9.e+-]*|inf)|nan)"  # what format(x, "g") writes
-_TROPONIN_TEXT = re.compile(rf"(?:<=|>=|<|>)?{_NUMBER} ng/L(?: \({_NUMBER} x URL\))?")
+_TROPONIN_TEXT = re.compile(
+    rf"(?:<=|>=|<|>)?{_NUMBER} ng/L(?: \({_NUMBER} x URL(?:; {_NUMBER} x sex-specific URL)?\))?"
+)
 _STATUSES = frozenset(s.value for s in Status)
 
 

@@ -177,7 +177,8 @@ def heart_pathway_blockers(
     f: ClinicalFeatures, heart: HeartBasis, esi: int, vitals_gap: tuple[str, ...]
 ) -> tuple[str, ...]:
     """Why early discharge may not be suggested; empty when it may. HEART Pathway: HEART <= 3
-    with negative troponins, and only for a patient nothing else has escalated: every HEART
+    with negative troponins (by the sex-specific limit too, where the lab's states no sex),
+    and only for a patient nothing else has escalated: every HEART
     item known (an unknown item scored 0 could hide points), vitals measured at this visit,
     an adult."""
     blockers: list[str] = []
@@ -199,6 +200,10 @@ def heart_pathway_blockers(
         blockers.append("troponin from before this visit")
     if f.troponin.newer_unread:
         blockers.append("a newer troponin could not be read")
+    if f.troponin.above_sex_specific_url:
+        # The lab's limit states no sex; the sex-specific 99th percentile is lower and was
+        # exceeded. Not scored as raised (the lab's limit is the assay's), not ruled out.
+        blockers.append("troponin above the sex-specific 99th percentile (lab limit states no sex)")
     if f.ecg.category is EcgCategory.UNKNOWN:
         blockers.append(f"ECG {f.ecg.status.value}")
     elif not _this_visit(f, f.ecg.effective):

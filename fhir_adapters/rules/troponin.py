@@ -9,6 +9,11 @@ default for the LOINC code, sex-specific for high-sensitivity assays. With sex u
 high-sensitivity assay uses the female (lower) limit: a lower limit errs towards
 flagging, never towards missing, an infarction.
 
+A lab range that states no sex on a high-sensitivity assay is still the limit (it is the
+assay's own), but where the sex-specific default is lower it is reported beside it
+(``Troponin.sex_specific_url_ng_l``), and results above it within the window are listed
+(``Troponin.above_sex_specific_url``): the policy does not suggest early discharge on them.
+
 Defaults (99th percentile URLs, ng/L), sources in docs/fhir_adapters.md.
 """
 
@@ -76,19 +81,25 @@ def derive_troponin(
     """The latest result, and the results within ``staleness`` above their limit."""
     results, newest_unread = _results(ctx, observations)
     latest = _latest(ctx, results, sex, staleness)
+    above_url, above_sex_specific_url = _raised_in_window(ctx, results, sex, staleness)
     if (
         newest_unread is not None
         and latest.effective is not None
         and newest_unread > latest.effective
     ):
         latest = replace(latest, newer_unread=True)
-    return latest, _above_url_in_window(ctx, results, sex, staleness)
+    if above_sex_specific_url:
+        latest = replace(latest, above_sex_specific_url=above_sex_specific_url)
+    return latest, above_url
 
 
-def _above_url_in_window(
+def _raised_in_window(
     ctx: Context, results: list[_Result], sex: ClinicalSex, staleness: timedelta
-) -> Finding:
+) -> tuple[Finding, tuple[str, ...]]:
+    """The results within ``staleness`` above their limit, and those above only a lower
+    sex-specific limit (see the module docstring)."""
     raised = []
+    raised_for_sex = []
     for result in results:
         header = result.obs.header
         assert header.time is not None  # the gate admits only timed resources
@@ -96,12 +107,17 @@ def _above_url_in_window(
         if value is None or ctx.anchor.time - header.time > staleness:
             continue
         # The latest result's limit problems are warned by _latest; not twice here.
-        url, _ = _url(None, result, sex)
+        url, _, sex_specific_url = _url(None, result, sex)
         if above_limit(value, url, result.comparator):
             raised.append((header.time, header.entry, header.ref))
+        elif sex_specific_url is not None and above_limit(
+            value, sex_specific_url, result.comparator
+        ):
+            raised_for_sex.append((header.time, header.entry, header.ref))
+    above_sex_specific_url = sources(ref for _, _, ref in sorted(raised_for_sex))
     if not raised:
-        return ABSENT
-    return Finding(True, sources(ref for _, _, ref in sorted(raised)))
+        return ABSENT, above_sex_specific_url
+    return Finding(True, sources(ref for _, _, ref in sorted(raised))), above_sex_specific_url
 
 
 def _latest(
@@ -127,7 +143,7 @@ def _latest(
             Status.STALE, assay=assay, analyte=analyte, loinc=latest.loinc, source=header.ref,
             effective=header.time,
         )  # fmt: skip
-    url, url_source = _url(ctx, latest, sex)
+    url, url_source, sex_specific_url = _url(ctx, latest, sex)
     if latest.comparator is not None:
         ctx.warnings.add(WarningCode.TROPONIN_CENSORED, header.path + ".valueQuantity.comparator")
     return Troponin(
@@ -142,6 +158,7 @@ def _latest(
         ratio_to_url=latest.value_ng_l / url if url > 0 else None,
         source=header.ref,
         effective=header.time,
+        sex_specific_url_ng_l=sex_specific_url,
     )
 
 
@@ -183,23 +200,30 @@ def _results(
     return results, newest_unread
 
 
-def _url(ctx: Context | None, result: _Result, sex: ClinicalSex) -> tuple[float, UrlSource]:
-    """The result's upper reference limit; a reported limit's problems warned given ``ctx``."""
+def _url(
+    ctx: Context | None, result: _Result, sex: ClinicalSex
+) -> tuple[float, UrlSource, float | None]:
+    """The result's upper reference limit and its source; a reported limit's problems warned
+    given ``ctx``. Third: the lower sex-specific default beside a lab limit that states no
+    sex (high-sensitivity assays only), else None."""
+    default = DEFAULT_URL_NG_L[result.loinc]
+    # With sex unknown the female (lower) limit: it errs towards flagging, never missing.
+    for_sex = default.male if sex is ClinicalSex.MALE else default.female
     reported = _reported_url(ctx, result.obs, sex)
     if reported is not None:
-        return reported, UrlSource.REFERENCE_RANGE
-    default = DEFAULT_URL_NG_L[result.loinc]
-    if not default.sex_specific:
-        return default.female, UrlSource.DEFAULT
-    if sex is ClinicalSex.MALE:
-        return default.male, UrlSource.DEFAULT_SEX_SPECIFIC
-    if sex is ClinicalSex.FEMALE:
-        return default.female, UrlSource.DEFAULT_SEX_SPECIFIC
-    return default.female, UrlSource.DEFAULT  # sex unknown: the lower limit
+        url, states_sex = reported
+        lower = default.sex_specific and not states_sex and for_sex < url
+        return url, UrlSource.REFERENCE_RANGE, for_sex if lower else None
+    if default.sex_specific and sex in (ClinicalSex.MALE, ClinicalSex.FEMALE):
+        return for_sex, UrlSource.DEFAULT_SEX_SPECIFIC, None
+    return for_sex, UrlSource.DEFAULT, None
 
 
-def _reported_url(ctx: Context | None, obs: ObservationFact, sex: ClinicalSex) -> float | None:
-    """The reported limit in ng/L; None when there is none usable (warned, given ``ctx``)."""
+def _reported_url(
+    ctx: Context | None, obs: ObservationFact, sex: ClinicalSex
+) -> tuple[float, bool] | None:
+    """The reported limit in ng/L and whether its range states the patient's sex; None when
+    there is none usable (warned, given ``ctx``)."""
     chosen = _matching_range(obs.ranges, sex)
     if chosen is None or chosen.high is None:
         return None
@@ -215,7 +239,7 @@ def _reported_url(ctx: Context | None, obs: ObservationFact, sex: ClinicalSex) -
         elif not TROPONIN_LIMITS.accepts(converted.value) or converted.value <= 0:
             problem = WarningCode.IMPLAUSIBLE_VALUE
         else:
-            return converted.value
+            return converted.value, bool(chosen.applies_to)
     if ctx is not None:
         ctx.warnings.add(problem, f"{obs.header.path}.referenceRange[{chosen.index}].high")
     return None

@@ -372,6 +372,72 @@ def test_reference_range_high_is_the_limit_and_matches_sex() -> None:
     assert male.ratio_to_url == pytest.approx(1.1)
 
 
+_UNISEX_HS_TNI = [{"high": {"value": 26, "system": UCUM, "code": "ng/L"}}]  # states no sex
+
+
+@pytest.mark.parametrize(
+    ("gender", "sex_specific_url", "above"),
+    [
+        ("female", 16.0, ("Observation/tn",)),
+        ("unknown", 16.0, ("Observation/tn",)),  # sex unknown: the lower, female limit
+        ("male", None, ()),  # 34 ng/L is not below the lab's 26: nothing to add
+    ],
+)
+def test_a_lab_limit_stating_no_sex_is_shown_beside_the_lower_sex_specific_one(
+    gender: str, sex_specific_url: float | None, above: tuple[str, ...]
+) -> None:
+    """Was: the lab's single 26 ng/L limit alone, so a woman's hs-TnI of 20 ng/L (above the
+    female 99th percentile, 16) read as normal and nothing said otherwise."""
+    obs = troponin("89579-7", 20, "ng/L", referenceRange=_UNISEX_HS_TNI)
+    result = extract_both(triage(obs, gender=gender)).features.troponin
+    assert (result.url_ng_l, result.url_source) == (26.0, UrlSource.REFERENCE_RANGE)
+    assert result.ratio_to_url == pytest.approx(20 / 26)
+    assert result.sex_specific_url_ng_l == sex_specific_url
+    assert result.above_sex_specific_url == above
+
+
+@pytest.mark.parametrize(
+    ("loinc", "value", "unit", "ranges"),
+    [
+        ("89579-7", 12, "ng/L", _UNISEX_HS_TNI),  # within the female limit too
+        ("89579-7", 40, "ng/L", _UNISEX_HS_TNI),  # above the lab's limit: raised already
+        # a range for the patient's sex is the sex-specific limit
+        ("89579-7", 20, "ng/L",
+         [{"high": {"value": 26, "system": UCUM, "code": "ng/L"},
+           "appliesTo": [concept(SNOMED, "248152002")]}]),
+        ("10839-9", 0.02, "ng/mL",
+         [{"high": {"value": 0.04, "system": UCUM, "code": "ng/mL"}}]),  # conventional
+    ],
+)  # fmt: skip
+def test_no_sex_specific_concern_where_the_lab_limit_says_enough(
+    loinc: str, value: float, unit: str, ranges: list[dict[str, Any]]
+) -> None:
+    obs = troponin(loinc, value, unit, referenceRange=ranges)
+    assert extract_both(triage(obs)).features.troponin.above_sex_specific_url == ()
+
+
+def test_an_earlier_result_above_the_sex_specific_limit_within_the_window_is_listed() -> None:
+    data = triage(
+        troponin("89579-7", 20, "ng/L", id="tn0", minutes=-180, referenceRange=_UNISEX_HS_TNI),
+        troponin("89579-7", 10, "ng/L", id="tn1", minutes=-5, referenceRange=_UNISEX_HS_TNI),
+        troponin("89579-7", 30, "ng/L", id="old", minutes=-60 * 30, referenceRange=_UNISEX_HS_TNI),
+    )
+    result = extract_both(data).features
+    assert result.troponin.source == "Observation/tn1"
+    assert result.troponin.above_sex_specific_url == ("Observation/tn0",)  # "old": stale
+    assert not result.troponin_above_url_in_window.present
+
+
+@pytest.mark.parametrize(("comparator", "above"), [("<", False), ("<=", False), (">", True)])
+def test_a_censored_result_is_above_the_sex_specific_limit_only_when_known_to_be(
+    comparator: str, above: bool
+) -> None:
+    obs = troponin("89579-7", 20, "ng/L", referenceRange=_UNISEX_HS_TNI)
+    obs["valueQuantity"]["comparator"] = comparator
+    result = extract_both(triage(obs)).features.troponin
+    assert bool(result.above_sex_specific_url) is above
+
+
 def test_conventional_troponin_default_limit() -> None:
     result = extract_both(triage(troponin("10839-9", 0.12, "ng/mL"))).features.troponin
     assert (result.url_ng_l, result.url_source) == (40.0, UrlSource.DEFAULT)

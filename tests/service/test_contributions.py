@@ -129,3 +129,9 @@ def test_the_troponin_ratio_shown_keeps_the_heart_cut_offs_apart() -> None:
         "2.96 x URL)",
         "3.04 x URL)",
     ]
+
+
+def test_the_troponin_shows_the_lower_sex_specific_limit_beside_the_labs() -> None:
+    lab = replace(troponin(20 / 26), sex_specific_url_ng_l=16.0)
+    shown = describe(replace(calm_features(), troponin=lab), "troponin", 0.0).value
+    assert shown == "20 ng/L (0.769 x URL; 1.25 x sex-specific URL)"

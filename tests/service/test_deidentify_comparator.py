@@ -46,6 +46,11 @@ def test_the_troponin_contribution_never_renders_a_free_text_comparator() -> Non
     [
         (f"{SENTINEL}52 ng/L (2 x URL)", "present"),  # cannot be split safely: status only
         ("<=52 ng/L (2 x URL)", "<=52 ng/L (2 x URL)"),
+        (
+            "20 ng/L (0.769 x URL; 1.25 x sex-specific URL)",
+            "20 ng/L (0.769 x URL; 1.25 x sex-specific URL)",
+        ),
+        (f"20 ng/L (0.769 x URL; {SENTINEL})", "present"),
         ("52 ng/L", "52 ng/L"),
         ("missing", "missing"),
     ],

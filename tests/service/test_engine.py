@@ -7,7 +7,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -27,6 +27,7 @@ from service.errors import (
     UnknownReference,
 )
 from service.metrics import Metrics
+from service.policy import HEART_PATHWAY_DISCHARGE
 from service.settings import Settings
 
 Factory = Callable[..., Engine]
@@ -387,3 +388,69 @@ def test_a_repeated_outcome_reaches_a_window_that_missed_it(
     assert ack.duplicate
     outcome = {d.audit_id: o for v in engine._monitor.views(with_rows=True) for d, o in v.rows}
     assert outcome[a.audit_id] is True
+
+
+def _chest_pain_woman_or_man(gender: str) -> bytes:
+    """40 years old, chest pain, normal vitals and ECG taken for this visit (before the
+    encounter starts: nothing after its start counts), and an hs-TnI of
+    20 ng/L against the lab's one limit of 26 ng/L (above the female 99th percentile, 16)."""
+    now = datetime.now(UTC)
+
+    def ago(minutes: int) -> str:
+        return (now - timedelta(minutes=minutes)).isoformat()
+
+    def obs(id: str, code: str, **value: Any) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation", "id": id, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": ago(40), **value,
+        }  # fmt: skip
+
+    def qty(value: float, unit: str) -> dict[str, Any]:
+        return {"value": value, "system": "http://unitsofmeasure.org", "code": unit}
+
+    snomed = "http://snomed.info/sct"
+    resources = [
+        {"resourceType": "Patient", "id": "p1", "gender": gender,
+         "birthDate": f"{now.year - 40}-01-01"},
+        {"resourceType": "Encounter", "id": "e1", "status": "in-progress",
+         "class": {"code": "EMER"}, "subject": {"reference": "Patient/p1"},
+         "period": {"start": ago(30)},
+         "reasonCode": [{"coding": [{"system": snomed, "code": "29857009"}]}]},
+        obs("hr", "8867-4", valueQuantity=qty(72, "/min")),
+        obs("rr", "9279-1", valueQuantity=qty(14, "/min")),
+        obs("spo2", "59408-5", valueQuantity=qty(98, "%")),
+        obs("temp", "8310-5", valueQuantity=qty(36.8, "Cel")),
+        obs("bp", "85354-9", component=[
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+             "valueQuantity": qty(122, "mm[Hg]")},
+            {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+             "valueQuantity": qty(78, "mm[Hg]")}]),
+        obs("ecg", "11524-6",
+            valueCodeableConcept={"coding": [{"system": snomed, "code": "164854000"}]}),
+        obs("tn", "89579-7", valueQuantity=qty(20, "ng/L"),
+            referenceRange=[{"high": qty(26, "ng/L")}]),
+    ]  # fmt: skip
+    return orjson.dumps(
+        {"resourceType": "Bundle", "type": "collection",
+         "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in resources]}
+    )  # fmt: skip
+
+
+def test_a_womans_troponin_within_a_limit_that_ignores_sex_is_not_sent_home(
+    engine_factory: Factory,
+) -> None:
+    """The mission's case end to end: the same story, the same troponin. The lab's one limit
+    calls 20 ng/L normal; by the female 99th percentile it is raised, so she is not offered
+    early discharge; he (male 99th percentile 34 ng/L) is."""
+    engine = engine_factory()
+    woman = engine.assess(_chest_pain_woman_or_man("female"), request_id="woman")
+    man = engine.assess(_chest_pain_woman_or_man("male"), request_id="man")
+    for answer in (woman, man):  # the premise: a low-risk chest pain the pathway is for
+        assert answer.recommendation.band is RiskBand.LOW
+        assert answer.heart.total <= 3
+    assert HEART_PATHWAY_DISCHARGE in man.recommendation.actions
+    assert HEART_PATHWAY_DISCHARGE not in woman.recommendation.actions
+    assert "sex-specific 99th percentile" in " ".join(woman.recommendation.rationale)
+    (troponin,) = (c for c in woman.contributions if c.feature.startswith("troponin"))
+    assert troponin.value.endswith("; 1.25 x sex-specific URL)")

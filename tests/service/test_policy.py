@@ -316,6 +316,27 @@ def test_a_newer_troponin_that_could_not_be_read_blocks_early_discharge(
     assert "a newer troponin could not be read" in " ".join(rec.rationale)
 
 
+def test_a_troponin_above_the_sex_specific_limit_blocks_early_discharge(
+    make_features: Make,
+) -> None:
+    """Was: within the lab's limit that states no sex, a woman's troponin above the female
+    99th percentile allowed early discharge."""
+    f = pathway_candidate(make_features)
+    hidden = replace(
+        f,
+        troponin=replace(
+            f.troponin, sex_specific_url_ng_l=16.0, above_sex_specific_url=("Observation/tn0",)
+        ),
+    )
+    rec = decide(hidden, LOW_P, total=2)
+    assert policy.HEART_PATHWAY_DISCHARGE not in rec.actions
+    assert policy.SERIAL_TROPONIN in rec.actions
+    assert "sex-specific 99th percentile" in " ".join(rec.rationale)
+    # Shown beside the lab's limit only: it alone does not block.
+    shown_only = replace(f, troponin=replace(f.troponin, sex_specific_url_ng_l=16.0))
+    assert policy.HEART_PATHWAY_DISCHARGE in decide(shown_only, LOW_P, total=2).actions
+
+
 def test_an_old_danger_zone_vital_still_escalates(make_features: Make) -> None:
     f = make_features(heart_rate=present(130.0))
     old = replace(
