@@ -67,7 +67,7 @@ from service.extraction import extract_timed
 from service.fairness import Decision, FairnessConfig, FairnessMonitor, FairnessReporter
 from service.heart_basis import heart_basis, heart_warnings
 from service.keys import load_pseudonym_key
-from service.labels import GroupLabels, group_labels
+from service.labels import FACILITY_OTHER, FACILITY_UNKNOWN, GroupLabels, group_labels
 from service.metrics import Metrics
 from service.policy import BandThresholds, recommend
 from service.scoring import Scorer, load_scorer
@@ -122,6 +122,10 @@ def _encounter_references(reference: str) -> tuple[str, ...]:
     return (f"Encounter/{reference}",)
 
 
+# What the shadow candidate scores a recorded decision from: decision, features, basis, row.
+_ShadowJob = tuple[Decision, Any, Any, Any]
+
+
 class Engine:
     def __init__(
         self,
@@ -134,6 +138,7 @@ class Engine:
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        metrics.expect_facilities((*settings.facility_allow_list, FACILITY_OTHER, FACILITY_UNKNOWN))
         self._store = store
         self._key = pseudonym_key
         self._extraction_config = settings.extraction_config(pseudonym_key)
@@ -511,6 +516,27 @@ class Engine:
         deadline: float | None = None,
     ) -> Assessment:
         started = time.perf_counter()
+        try:
+            assessment, shadow_job = self._answer(bundle, request_id, encounter_id, deadline)
+        finally:
+            # Every call, answered or refused: the slowest (deadline exceeded, a store that
+            # hangs) are the ones the tail must show.
+            self._metrics.observe_stage("total", time.perf_counter() - started)
+        shadow = self._shadow
+        # The answer is recorded: a candidate may not make the clinician wait past the
+        # caller's deadline (the shadow then misses this one decision).
+        if (
+            shadow_job is not None
+            and shadow is not None
+            and (deadline is None or time.monotonic() < deadline)
+        ):
+            self._score_shadow(shadow, *shadow_job)
+        return assessment
+
+    def _answer(
+        self, bundle: bytes, request_id: str, encounter_id: str | None, deadline: float | None
+    ) -> tuple[Assessment, _ShadowJob | None]:
+        """The assessment, and what the shadow candidate needs to score it (None for a replay)."""
         if not request_id:
             raise InvalidRequest("missing_request_id")
         model = self._model  # read once: this request uses exactly this model
@@ -519,9 +545,15 @@ class Engine:
         _check_deadline(deadline)
         bundle_sha256 = hashlib.sha256(bundle).hexdigest()
         requested = pseudonym(self._key, _encounter_key(encounter_id)) if encounter_id else ""
-        stored = self._store.find(request_id)
+        try:
+            stored = self._store.find(request_id)
+        except AuditStoreUnavailable:
+            # A store that cannot be read cannot be written either: the same page.
+            self._metrics.record_audit_store_failure()
+            logger.error("audit store not readable; request refused (fail closed)")
+            raise
         if stored is not None:
-            return self._replay(stored, bundle, bundle_sha256, requested)
+            return self._replay(stored, bundle, bundle_sha256, requested), None
 
         created_at = datetime.now(UTC)
         extracted = extract_timed(
@@ -605,16 +637,10 @@ class Engine:
         except _RecordedFirst as first:
             # A concurrent request with the same request_id was recorded first: its
             # assessment is the answer, and this decision was taken back out of the window.
-            return self._replay(first.stored, bundle, bundle_sha256, requested)
+            return self._replay(first.stored, bundle, bundle_sha256, requested), None
 
         self._metrics.record_assessment(labels, rec.band.value, basis.band.value, rec.escalated)
-        self._metrics.observe_stage("total", time.perf_counter() - started)
-        shadow = self._shadow
-        # The answer is recorded: a candidate may not make the clinician wait past the
-        # caller's deadline (the shadow then misses this one decision).
-        if shadow is not None and (deadline is None or time.monotonic() < deadline):
-            self._score_shadow(shadow, decision, features, basis, row)
-        return assessment
+        return assessment, (decision, features, basis, row)
 
     def _replay(
         self, stored: StoredRequest, bundle: bytes, bundle_sha256: str, requested: str

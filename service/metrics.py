@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.registry import Collector
 
-from service.assessment import ModelRef
+from service.assessment import ModelRef, RiskBand
 from service.labels import GroupLabels
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Metrics:
         )
         self.audit_store_failures = Counter(
             "triage_audit_store_failures_total",
-            "Assessments refused because the audit record could not be written.",
+            "Assessments refused because the audit store could not be read or written.",
             registry=r,
         )
         self.stage_latency = Histogram(
@@ -139,6 +139,15 @@ class Metrics:
     # --- recording -----------------------------------------------------------------------
     def observe_stage(self, stage: str, seconds: float) -> None:
         self._stage[stage].observe(seconds)
+
+    def expect_facilities(self, facilities: Iterable[str]) -> None:
+        """Create every assessment series of ``facilities`` at 0. A labelled counter has no
+        series until its first increment, so a replica whose every request fails would
+        export no denominator and the server-error ratio would record nothing."""
+        for facility in facilities:
+            for band in RiskBand:
+                for flag in ("true", "false"):
+                    self.assessments.labels(facility, band.value, flag)
 
     def record_assessment(
         self, labels: GroupLabels, band: str, stratum: str, escalated: bool

@@ -33,7 +33,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from service.fairness import FairnessConfig, FairnessMonitor
-from service.fairness.decision import HEART_STRATA, OVERALL
+from service.fairness.decision import HEART_STRATA, OVERALL, PARITY_CONTEXT_ONLY
 from service.fairness.window import WindowView
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def worst_within_stratum_parity(views: Sequence[WindowView]) -> float | None:
     values = []
     for v in views:
         for p in v.parity:
-            if p.stratum not in HEART_STRATA:
+            if p.stratum not in HEART_STRATA or p.attribute in PARITY_CONTEXT_ONLY:
                 continue
             rates = [g.rate for g in p.groups if g.sufficient]
             if len(rates) >= 2:

@@ -12,7 +12,14 @@ from service.assessment import AuditStatus, FairnessAudit, ParityResult
 from service.fairness.adjusted import AdjustedParity
 from service.fairness.cells import Cell, GroupCounts
 from service.fairness.config import FairnessConfig
-from service.fairness.decision import ATTRIBUTES, HEART_STRATA, OVERALL, STRATA, Decision
+from service.fairness.decision import (
+    ATTRIBUTES,
+    HEART_STRATA,
+    OVERALL,
+    PARITY_CONTEXT_ONLY,
+    STRATA,
+    Decision,
+)
 from service.fairness.rules import OK, Verdict
 
 
@@ -154,6 +161,11 @@ class FacilityWindow:
         cells = self._cells
         adjusted = self._adjusted.verdicts()
         for attribute, adjusted_verdict in zip(ATTRIBUTES, adjusted, strict=True):
+            missed = cells[attribute, OVERALL].missed_verdict()
+            if missed is not None:
+                worst = _worse(worst, missed)
+            if attribute in PARITY_CONTEXT_ONLY:
+                continue
             checked = False
             for stratum in HEART_STRATA:
                 verdict = cells[attribute, stratum].verdict()
@@ -161,9 +173,6 @@ class FacilityWindow:
                     checked = True
                 worst = _worse(worst, verdict)
             worst = _worse(worst, adjusted_verdict)
-            missed = cells[attribute, OVERALL].missed_verdict()
-            if missed is not None:
-                worst = _worse(worst, missed)
             if not checked:
                 unchecked.append(attribute)
         if worst.status >= AuditStatus.WARN or not unchecked:

@@ -8,6 +8,7 @@ import pytest
 from service.assessment import AuditStatus
 from service.fairness import Decision, FairnessConfig, FairnessMonitor
 from service.fairness.stats import newcombe_lower, wilson_interval
+from service.shadow import worst_within_stratum_parity
 from tests.fairness.streams import stream
 
 Z = 1.959963984540054
@@ -23,6 +24,7 @@ def make(
     at: float | None = None,
     facility: str = "f",
     probability: float | None = None,
+    age_band: str = "45-64",
 ) -> Decision:
     return Decision(
         audit_id=f"id-{facility}-{i}",
@@ -31,7 +33,7 @@ def make(
         race=race,
         ethnicity="unknown",
         sex=sex,
-        age_band="45-64",
+        age_band=age_band,
         stratum=stratum,
         model_band=stratum,
         escalated=escalated,
@@ -133,6 +135,42 @@ def test_equal_rates_are_ok_and_overall_gaps_alone_never_fire() -> None:
     assert overall.difference is not None
     assert overall.difference > 0.5
     assert view.verdict.status < AuditStatus.WARN  # ethnicity has one group: INSUFFICIENT
+
+
+def test_an_escalation_gap_by_age_band_is_reported_but_never_fires() -> None:
+    """Was ALERT on the reference cohort: within one HEART band the model rightly escalates
+    older patients more (age is a risk factor beyond HEART's three age steps)."""
+    monitor = FairnessMonitor(FairnessConfig(min_group_count=30), clock=lambda: 0.0)
+    i = 0
+    for age_band, rate in (("18-44", 0.10), ("45-64", 0.50)):
+        for k in range(400):
+            i += 1
+            # both sexes and races alike in each age band: only age differs
+            sex, race = ("female", "white") if k % 2 else ("male", "asian")
+            escalated = (k // 2) < 200 * rate
+            monitor.record(make(i, sex=sex, race=race, age_band=age_band, escalated=escalated))
+    (view,) = monitor.views()
+    by_age = next(p for p in view.parity if p.attribute == "age_band" and p.stratum == "low")
+    assert by_age.difference == pytest.approx(0.4)
+    assert view.verdict.status < AuditStatus.WARN, view.verdict.rule
+    # nor does it make a shadow candidate look less fair
+    assert worst_within_stratum_parity(monitor.views()) == pytest.approx(0.0)
+
+
+def test_missed_mace_by_age_band_still_fires() -> None:
+    """Equal opportunity holds whatever the risk: MACE in the young missed far more often."""
+    config = FairnessConfig(min_group_count=30, min_mace_count=20, window_count=5000)
+    monitor = FairnessMonitor(config, clock=lambda: 0.0)
+    i = 0
+    for age_band, missed in (("18-44", 120), ("45-64", 10)):
+        for k in range(200):
+            i += 1
+            monitor.record(make(i, age_band=age_band, escalated=k >= missed))
+            monitor.record_outcome(f"id-f-{i}", mace=True)
+    (view,) = monitor.views()
+    assert view.verdict.status is AuditStatus.ALERT
+    assert view.verdict.rule.startswith("missed_mace_alert")
+    assert set(view.verdict.groups) == {"age_band=18-44", "age_band=45-64"}
 
 
 def test_count_and_time_eviction(config: FairnessConfig) -> None:

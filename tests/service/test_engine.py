@@ -454,3 +454,51 @@ def test_a_womans_troponin_within_a_limit_that_ignores_sex_is_not_sent_home(
     assert "sex-specific 99th percentile" in " ".join(woman.recommendation.rationale)
     (troponin,) = (c for c in woman.contributions if c.feature.startswith("troponin"))
     assert troponin.value.endswith("; 1.25 x sex-specific URL)")
+
+
+def test_a_store_that_cannot_be_read_counts_as_a_store_failure(
+    make_settings: Callable[..., Settings], example_bundles: list[bytes]
+) -> None:
+    """Was: the look-up of a retried request_id failed before the write, so a store that
+    failed on every statement never moved the counter the critical page watches."""
+    metrics = Metrics()
+    engine = Engine.create(make_settings(), metrics)
+    try:
+        engine._store.close()  # every statement now fails
+        with pytest.raises(AuditStoreUnavailable):
+            engine.assess(example_bundles[0], request_id="unreadable")
+        assert _sample(metrics, "triage_audit_store_failures_total") == 1.0
+    finally:
+        engine.close()
+
+
+def test_refused_requests_are_in_the_total_latency(
+    engine_factory: Factory, example_bundles: list[bytes], registered_model: RegisteredModel
+) -> None:
+    """Was: "total" was observed only for answers, so the slowest requests (those that ran
+    out of time) were missing from its tail."""
+    engine = engine_factory()
+    metrics = engine._metrics
+    with pytest.raises(DeadlineExceeded):
+        engine.assess(example_bundles[0], request_id="late", deadline=time.monotonic() - 1)
+    engine.assess(example_bundles[0], request_id="answered")
+    engine.assess(example_bundles[0], request_id="answered")  # a replay is an answer too
+    assert _sample(metrics, "triage_stage_latency_seconds_count", stage="total") == 3
+
+
+def test_every_facility_exports_its_assessment_series_before_any_request(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A replica whose every request fails still exports the error ratio's denominator."""
+    metrics = Metrics()
+    engine = Engine.create(make_settings(facility_allow_list=("site-a",)), metrics)
+    try:
+        for facility in ("site-a", "other", "unknown"):
+            for band in ("low", "moderate", "high"):
+                for escalated in ("true", "false"):
+                    labels = {"facility": facility, "band": band, "escalated": escalated}
+                    assert (
+                        metrics.registry.get_sample_value("triage_assessments_total", labels) == 0.0
+                    )
+    finally:
+        engine.close()
