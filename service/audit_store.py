@@ -296,7 +296,11 @@ class AuditStore:
     # --- reads -------------------------------------------------------------------------------
     def find(self, request_id: str) -> StoredRequest | None:
         with self._reading() as conn:
-            return self._find(conn, request_id)
+            found = self._find(conn, request_id)
+            # A record in a file no longer at ``path`` (deleted, moved) is not recorded: a
+            # retry must not be answered OK from it.
+            self._check_same_file()
+            return found
 
     def encounter_assessments(self, encounter_pseudonyms: tuple[str, ...]) -> list[EncounterRow]:
         """The assessments recorded for any of these encounter pseudonyms, oldest first, with

@@ -502,3 +502,21 @@ def test_every_facility_exports_its_assessment_series_before_any_request(
                     )
     finally:
         engine.close()
+
+
+def test_a_retry_is_not_answered_from_a_deleted_store(
+    make_settings: Callable[..., Settings], example_bundles: list[bytes]
+) -> None:
+    """Was: the first attempt was refused (its record went to the unlinked file), and the retry
+    with the same request_id was answered OK from that file, which vanished with the process."""
+    settings = make_settings()
+    engine = Engine.create(settings, Metrics())
+    try:
+        engine.assess(example_bundles[0], request_id="before")
+        settings.audit_db_path.unlink()
+        for _attempt in range(2):
+            with pytest.raises(AuditStoreUnavailable) as refused:
+                engine.assess(example_bundles[1], request_id="after")
+            assert refused.value.reason == "store_file_replaced"
+    finally:
+        engine.close()
