@@ -113,6 +113,21 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _text(value: object) -> str | None:
+    """A JSON string that is Unicode text, else None. A lone surrogate escape ("\\ud800") is
+    valid JSON but gives a str that cannot be encoded: as an id or reference it could be
+    neither hashed into a pseudonym nor stored, so it is read as malformed."""
+    if type(value) is not str:
+        return None
+    if value.isascii():  # O(1): nearly every id and reference
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
 def _codings(concept: object) -> tuple[tuple[str, str], ...]:
     if type(concept) is not dict:  # orjson builds exact dicts, lists and strs
         return ()
@@ -156,8 +171,8 @@ def _reference(value: object) -> str | None:
         return None
     if type(value) is not dict:
         return MALFORMED_REFERENCE
-    ref = value.get("reference")
-    if type(ref) is str and ref:
+    ref = _text(value.get("reference"))
+    if ref:
         # A containment test before the call: this runs for every reference in the bundle.
         return (unversioned(ref) or MALFORMED_REFERENCE) if "/_history/" in ref else ref
     return MALFORMED_REFERENCE
@@ -232,13 +247,16 @@ class _Reader:
             if type(entry) is not dict:
                 warnings.append(ExtractionWarning(WarningCode.MALFORMED, f"$.entry[{index}]"))
                 continue
-            full_url = entry.get("fullUrl")
-            if type(full_url) is str:
+            raw_url = entry.get("fullUrl")
+            full_url = _text(raw_url)
+            if full_url is not None:
                 if full_url in full_urls:
                     raise BundleRejected(Reason.DUPLICATE_FULL_URL, f"$.entry[{index}].fullUrl")
                 full_urls.add(full_url)
-            else:
-                full_url = None
+            elif type(raw_url) is str:  # a string that is not Unicode text
+                warnings.append(
+                    ExtractionWarning(WarningCode.MALFORMED, f"$.entry[{index}].fullUrl")
+                )
             resource = entry.get("resource")
             if type(resource) is not dict:
                 continue  # e.g. a transaction entry with only a request
@@ -248,8 +266,13 @@ class _Reader:
                     ExtractionWarning(WarningCode.MALFORMED, f"$.entry[{index}].resource")
                 )
                 continue
-            resource_id = resource.get("id")
-            if type(resource_id) is str:
+            raw_id = resource.get("id")
+            resource_id = _text(raw_id)
+            if resource_id is None and type(raw_id) is str:
+                warnings.append(
+                    ExtractionWarning(WarningCode.MALFORMED, f"$.entry[{index}].resource.id")
+                )
+            if resource_id is not None:
                 ref = f"{resource_type}/{resource_id}"
                 local_refs.add(ref)
             else:
@@ -277,7 +300,7 @@ class _Reader:
     def _patient(self, index: int, ref: str, full_url: str | None, res: JsonObject) -> None:
         if self.patient is not None:
             raise BundleRejected(Reason.MULTIPLE_PATIENTS, f"$.entry[{index}].resource")
-        if type(res.get("id")) is not str and full_url is None:
+        if _text(res.get("id")) is None and full_url is None:
             # Nothing can refer to it (so no clinical data is this patient's) and its
             # pseudonym would be every such patient's.
             raise BundleRejected(Reason.PATIENT_WITHOUT_ID, f"$.entry[{index}].resource.id")
@@ -307,7 +330,7 @@ class _Reader:
         self.patient = PatientFact(
             entry=index,
             ref=ref,
-            id=_str(res.get("id")),
+            id=_text(res.get("id")),
             full_url=full_url,
             gender=_str(res.get("gender")),
             birth_date=None if birth_date is None else parse_fhir_datetime(birth_date),
@@ -328,7 +351,7 @@ class _Reader:
             EncounterFact(
                 entry=index,
                 ref=ref,
-                id=_str(res.get("id")),
+                id=_text(res.get("id")),
                 full_url=full_url,
                 status=_str(res.get("status")),
                 subject=_reference(res.get("subject")),

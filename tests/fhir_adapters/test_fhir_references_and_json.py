@@ -229,3 +229,47 @@ def test_a_race_code_from_another_system_is_not_an_omb_category() -> None:
         }
     ]
     assert extract_both(bundle(person, encounter())).audit.race is Race.INVALID
+
+
+# --- text that is not Unicode ----------------------------------------------------------------
+# A lone surrogate escape ("\ud800") is valid JSON but not Unicode text: such an id or reference
+# could be neither hashed into a pseudonym nor stored. Was: UnicodeEncodeError / TypeError
+# (gRPC INTERNAL). The R4B models refuse such ids, so these are checked on the fast path.
+
+_LONE = b"\\ud800"
+
+
+def _with_lone_surrogate(data: bytes, text: bytes) -> bytes:
+    """``data`` with a lone surrogate escape inside the last occurrence of ``text``."""
+    at = data.rindex(text)
+    return data[:at] + text[:-1] + _LONE + text[-1:] + data[at + len(text) :]
+
+
+def test_an_id_that_is_not_unicode_text_is_malformed_and_the_full_url_names_it() -> None:
+    data = _with_lone_surrogate(triage(observation("8867-4", 88, "/min", id="hr")), b'"id":"hr"')
+    extraction = extract(data, CONFIG, request_time=REQUEST_TIME)
+    assert extraction.features.heart_rate.value == 88
+    assert extraction.features.heart_rate.source == "http://example.org/fhir/Observation/hr"
+    assert ("malformed", "$.entry[2].resource.id") in {
+        (w.code, w.path) for w in extraction.features.warnings
+    }
+
+
+def test_references_and_full_urls_that_are_not_unicode_text_are_malformed() -> None:
+    data = triage(observation("8867-4", 88, "/min", id="hr"))  # the last entry
+    data = _with_lone_surrogate(data, b'"fullUrl":"http://example.org/fhir/Observation/hr"')
+    data = _with_lone_surrogate(data, b'"Patient/p1"')  # the Observation's subject
+    extraction = extract(data, CONFIG, request_time=REQUEST_TIME)
+    assert extraction.features.heart_rate.status is Status.MISSING  # its subject is unusable
+    warned = {(w.code, w.path) for w in extraction.features.warnings}
+    assert ("malformed", "$.entry[2].fullUrl") in warned
+    assert ("unresolved_reference", "$.entry[2].resource.subject") in warned  # as malformed ones
+
+
+def test_a_patient_id_that_is_not_unicode_text_needs_a_full_url() -> None:
+    nameless = _with_lone_surrogate(_anonymous(patient()), b'"id":"p1"')
+    with pytest.raises(BundleRejected) as caught:
+        extract(nameless, CONFIG, request_time=REQUEST_TIME)
+    assert caught.value.reason is Reason.PATIENT_WITHOUT_ID
+    named = _with_lone_surrogate(bundle(patient(), encounter()), b'"id":"p1"')
+    assert extract(named, CONFIG, request_time=REQUEST_TIME).audit.patient_pseudonym

@@ -520,3 +520,20 @@ def test_a_retry_is_not_answered_from_a_deleted_store(
             assert refused.value.reason == "store_file_replaced"
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("field", [b'"id":"p1"', b'"reference":"Organization/'])
+def test_ids_and_references_that_are_not_unicode_text_are_assessed_not_internal_errors(
+    engine_factory: Factory, field: bytes
+) -> None:
+    """Was INTERNAL (UnicodeEncodeError hashing the pseudonym, TypeError storing it): a lone
+    surrogate escape ("\\ud800") is valid JSON but not Unicode text."""
+    data = _chest_pain_woman_or_man("female")
+    if field.startswith(b'"reference"'):  # a serviceProvider: the facility's pseudonym
+        data = data.replace(b'"status":"in-progress"', b'"status":"in-progress",'
+                            b'"serviceProvider":{"reference":"Organization/o1"}', 1)  # fmt: skip
+    at = data.index(field) + len(field) - 1
+    data = data[:at] + b"\\ud800" + data[at:]
+    answer = engine_factory().assess(data, request_id="surrogate")
+    assert answer.request_id == "surrogate"
+    assert answer.fairness_audit is not None
