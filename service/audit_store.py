@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -261,18 +261,21 @@ class AuditStore:
         occurred_at: datetime | None,
         reported_at: datetime,
     ) -> OutcomeResult:
-        """Join an outcome to decisions, all or nothing. Reporting the same MACE value again is
-        a no-op; a different value for an already reported decision is a conflict."""
+        """Join an outcome to decisions, all or nothing. Reporting the same outcome again is a
+        no-op; a different MACE value or occurrence time (when one is given) for an already
+        reported decision is a conflict: the acknowledgement must not echo what was not
+        stored."""
         new: list[str] = []
+        occurred = None if occurred_at is None else occurred_at.astimezone(UTC).isoformat()
         with self._writing() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for audit_id in audit_ids:
                     row = conn.execute(
-                        "SELECT mace FROM outcomes WHERE audit_id = ?", (audit_id,)
+                        "SELECT mace, occurred_at FROM outcomes WHERE audit_id = ?", (audit_id,)
                     ).fetchone()
                     if row is not None:
-                        if bool(row[0]) != mace:
+                        if bool(row[0]) != mace or occurred not in (None, row[1]):
                             raise IdempotencyConflict("outcome_already_reported")
                         continue
                     conn.execute(
@@ -281,7 +284,7 @@ class AuditStore:
                         (
                             audit_id,
                             int(mace),
-                            None if occurred_at is None else occurred_at.isoformat(),
+                            occurred,
                             reported_at.isoformat(),
                         ),
                     )

@@ -667,9 +667,9 @@ class Engine:
     ) -> OutcomeAck:
         """Join a delayed outcome by audit id, or by encounter reference (every assessment of
         that encounter). Reporting the same outcome again is a no-op; a different MACE value
-        for an already reported decision raises IdempotencyConflict. An encounter reference
-        that matches more than one patient's (or facility's) assessments raises
-        AmbiguousReference and writes nothing: encounter ids repeat across EHRs."""
+        or occurred_at for an already reported decision raises IdempotencyConflict. An
+        encounter reference that matches more than one patient's (or facility's) assessments
+        raises AmbiguousReference and writes nothing: encounter ids repeat across EHRs."""
         if bool(audit_id) == bool(encounter_reference):
             raise InvalidRequest("need_audit_id_or_encounter_reference")
         if audit_id:

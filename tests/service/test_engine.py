@@ -7,7 +7,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -537,3 +537,24 @@ def test_ids_and_references_that_are_not_unicode_text_are_assessed_not_internal_
     answer = engine_factory().assess(data, request_id="surrogate")
     assert answer.request_id == "surrogate"
     assert answer.fairness_audit is not None
+
+
+def test_an_outcome_repeated_with_another_occurrence_time_is_a_conflict(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    """Was acknowledged as a duplicate echoing the new occurred_at, which was never stored."""
+    engine = engine_factory()
+    a = engine.assess(example_bundles[3], request_id="o1")
+    first = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+    def report(occurred_at: datetime | None) -> bool:
+        return engine.report_outcome(
+            audit_id=a.audit_id, encounter_reference=None, mace=True, occurred_at=occurred_at
+        ).duplicate
+
+    assert not report(first)
+    assert report(first)
+    assert report(first.astimezone(timezone(timedelta(hours=-5))))  # the same instant
+    assert report(None)  # not given: nothing to contradict
+    with pytest.raises(IdempotencyConflict):
+        report(first + timedelta(days=30))
