@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Any, cast
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from service import logs
 from service.settings import Settings
@@ -66,6 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(settings.log_level)
     from service.app import App  # imported late: `triage demo` needs no engine
 
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -73,7 +75,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     app = App.start(settings)
     print(f"grpc_port={app.grpc_port}", flush=True)
     print(f"metrics_port={app.metrics_port}", flush=True)
@@ -229,6 +230,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"triage: invalid settings: {problems}", file=sys.stderr)
         return USAGE
+    except SettingsError as err:  # a JSON setting that is not JSON: names the field only
+        print(f"triage: invalid settings: {err}", file=sys.stderr)
+        return USAGE
+    except OSError as err:
+        # An address that does not resolve, a data dir that cannot be made. The reason only:
+        # the file name could be an input file's, and a name can be a patient's.
+        print(f"triage: cannot start: {err.strerror or type(err).__name__}", file=sys.stderr)
+        return FAILED
     return code
 
 

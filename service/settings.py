@@ -6,9 +6,10 @@ environment.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,12 +21,20 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 MIN_SECRET_CHARS = 16
+# Upper bounds: a duration or size beyond them is a typo, and some (1e12 s, inf) would only
+# fail later, in a thread's wait or at shutdown, with an OverflowError naming nothing.
+_HOUR_S = 3600.0
+_DAY_S = 24 * _HOUR_S
+_YEAR_H = 366 * 24.0
+_MAX_GRPC_MESSAGE_BYTES = 2**31 - 1  # gRPC's message sizes are 32-bit
+_MAX_BUNDLE_BYTES = 256 * 1024 * 1024  # so that the default message limit (4x + 64 KiB) fits
+_ENV_PREFIX = "TRIAGE_"
 # Room in one gRPC message for an AssessRequest's other fields beside a bundle at the limit.
 MESSAGE_FRAMING_BYTES = 64 * 1024
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRIAGE_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, frozen=True, extra="forbid")
 
     # --- network -------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address the gRPC server binds.")
@@ -55,6 +64,7 @@ class Settings(BaseSettings):
     stream_idle_timeout_s: float = Field(
         60.0,
         ge=0,
+        le=_DAY_S,
         description=(
             "An AssessStream that sends no request for this long is ended with "
             "DEADLINE_EXCEEDED stream_idle_timeout, freeing its slot; 0: never."
@@ -68,7 +78,10 @@ class Settings(BaseSettings):
         ),
     )
     grace_period_s: float = Field(
-        10.0, ge=0, description="On SIGTERM, how long calls in flight may take to finish."
+        10.0,
+        ge=0,
+        le=_HOUR_S,
+        description="On SIGTERM, how long calls in flight may take to finish.",
     )
 
     # --- state -----------------------------------------------------------------------------
@@ -95,6 +108,7 @@ class Settings(BaseSettings):
     store_unavailable_hold_s: float = Field(
         10.0,
         ge=0,
+        le=_HOUR_S,
         description=(
             "After a call fails because the audit store cannot be written or read, health "
             "reports NOT_SERVING until a call succeeds or this long passes without another such "
@@ -120,6 +134,7 @@ class Settings(BaseSettings):
     registry_poll_s: float = Field(
         5.0,
         ge=0,
+        le=_HOUR_S,
         description=(
             "How often the service checks the registry's ACTIVE version and reloads when it "
             "changed (a promotion or `triage-models rollback`); 0 disables the watcher."
@@ -145,11 +160,15 @@ class Settings(BaseSettings):
 
     # --- FHIR input --------------------------------------------------------------------------
     max_bundle_bytes: int = Field(
-        8 * 1024 * 1024, ge=1024, description="Larger bundles: RESOURCE_EXHAUSTED."
+        8 * 1024 * 1024,
+        ge=1024,
+        le=_MAX_BUNDLE_BYTES,
+        description="Larger bundles: RESOURCE_EXHAUSTED.",
     )
     max_message_bytes: int | None = Field(
         None,
         ge=1024,
+        le=_MAX_GRPC_MESSAGE_BYTES,
         description=(
             "gRPC's own limit on one message (unset: 4 x max_bundle_bytes + 64 KiB). A bundle "
             "between the two limits is answered too_many_bytes (in AssessStream, as that item's "
@@ -158,9 +177,11 @@ class Settings(BaseSettings):
     )
     max_bundle_entries: int = Field(20_000, ge=1)
     max_json_depth: int = Field(64, ge=8)
-    vitals_staleness_hours: float = Field(24.0, gt=0, description="Older vitals are 'stale'.")
-    troponin_staleness_hours: float = Field(24.0, gt=0)
-    ecg_staleness_hours: float = Field(24.0, gt=0)
+    vitals_staleness_hours: float = Field(
+        24.0, gt=0, le=_YEAR_H, description="Older vitals are 'stale'."
+    )
+    troponin_staleness_hours: float = Field(24.0, gt=0, le=_YEAR_H)
+    ecg_staleness_hours: float = Field(24.0, gt=0, le=_YEAR_H)
     strict_validation: bool = Field(
         False, description="Also validate every bundle with fhir.resources R4B (~3 ms)."
     )
@@ -171,7 +192,10 @@ class Settings(BaseSettings):
     )
     fairness_window_count: int = Field(1000, ge=10, description="Decisions kept per facility.")
     fairness_window_seconds: float = Field(
-        7 * 24 * 3600.0, gt=0, description="Decisions older than this leave the window."
+        7 * 24 * 3600.0,
+        gt=0,
+        le=_YEAR_H * 3600,
+        description="Decisions older than this leave the window.",
     )
     fairness_min_group_count: int = Field(
         30, ge=1, description="Groups smaller than this are 'insufficient data'."
@@ -181,6 +205,7 @@ class Settings(BaseSettings):
     fairness_report_interval_s: float = Field(
         300.0,
         gt=0,
+        le=_DAY_S,
         description=(
             "Period of the background Fairlearn MetricFrame report (bootstrap CIs cost a few "
             "CPU-seconds per facility window, so not more often than every few minutes)."
@@ -229,6 +254,27 @@ class Settings(BaseSettings):
             strict_validation=self.strict_validation,
             pseudonym_key=pseudonym_key,
         )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_environment(cls, data: Any) -> Any:
+        # extra="forbid" covers keyword arguments only: a misspelt variable would be ignored,
+        # and a typo in TRIAGE_PSEUDONYM_KEY would silently give each host its own key.
+        known = {_ENV_PREFIX + name.upper() for name in cls.model_fields}
+        unknown = sorted(
+            name
+            for name in os.environ
+            if name.upper().startswith(_ENV_PREFIX) and name.upper() not in known
+        )
+        if unknown:  # names only: a value may be a secret
+            raise ValueError("unknown environment variables: " + ", ".join(unknown))
+        return data
+
+    @model_validator(mode="after")
+    def _warn_below_alert(self) -> Settings:
+        if self.fairness_warn_difference > self.fairness_alert_difference:
+            raise ValueError("fairness_warn_difference must not exceed fairness_alert_difference")
+        return self
 
     @model_validator(mode="after")
     def _message_above_bundle(self) -> Settings:

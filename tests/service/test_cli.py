@@ -132,6 +132,51 @@ def test_invalid_setting_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> No
     assert cli.main(["serve"]) == cli.USAGE
 
 
+def test_a_misspelt_variable_is_refused_naming_it_not_its_value(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was ignored: a typo in TRIAGE_PSEUDONYM_KEY silently gave each host a key of its own."""
+    monkeypatch.setenv("TRIAGE_PSEUDONYM_KY", "a-secret-worth-keeping-1")
+    assert cli.main(["serve"]) == cli.USAGE
+    err = capsys.readouterr().err
+    assert "TRIAGE_PSEUDONYM_KY" in err
+    assert "a-secret-worth-keeping-1" not in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TRIAGE_GRACE_PERIOD_S", "1e12"),  # was: OverflowError at shutdown, store left open
+        ("TRIAGE_REGISTRY_POLL_S", "1e10"),  # was: the watcher thread died at its first wait
+        ("TRIAGE_FAIRNESS_REPORT_INTERVAL_S", "inf"),
+        ("TRIAGE_VITALS_STALENESS_HOURS", "inf"),  # was: a raw OverflowError at start
+        ("TRIAGE_MAX_BUNDLE_BYTES", "600000000"),  # 4x would exceed gRPC's 32-bit limit
+        ("TRIAGE_FAIRNESS_WARN_DIFFERENCE", "0.5"),  # above the alert difference (0.20)
+        ("TRIAGE_FACILITY_ALLOW_LIST", "[not json"),  # was: a traceback
+    ],
+)
+def test_out_of_range_and_unreadable_settings_are_usage_errors(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert cli.main(["serve"]) == cli.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("triage: invalid settings:")
+    assert "Traceback" not in err
+
+
+def test_a_data_dir_that_cannot_be_made_fails_to_start_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("TRIAGE_DATA_DIR", str(blocker / "data"))
+    assert cli.main(["serve"]) == cli.FAILED
+    err = capsys.readouterr().err
+    assert err.startswith("triage: cannot start:")
+    assert str(blocker) not in err
+
+
 @pytest.mark.parametrize("variable", ["TRIAGE_ADMIN_TOKEN", "TRIAGE_PSEUDONYM_KEY"])
 @pytest.mark.parametrize("secret", ["", "short-secret-15", " " * 20])
 def test_weak_secrets_are_refused_without_being_printed(
