@@ -122,6 +122,8 @@ def _encounter_references(reference: str) -> tuple[str, ...]:
     return (f"Encounter/{reference}",)
 
 
+MAX_REQUEST_ID_CHARS = 128  # a UUID is 36
+
 # What the shadow candidate scores a recorded decision from: decision, features, basis, row.
 _ShadowJob = tuple[Decision, Any, Any, Any]
 
@@ -539,6 +541,11 @@ class Engine:
         """The assessment, and what the shadow candidate needs to score it (None for a replay)."""
         if not request_id:
             raise InvalidRequest("missing_request_id")
+        if len(request_id) > MAX_REQUEST_ID_CHARS:
+            # It is stored and echoed as given: an idempotency key, not a place for data.
+            raise InvalidRequest(
+                "request_id_too_long", f"at most {MAX_REQUEST_ID_CHARS} characters"
+            )
         model = self._model  # read once: this request uses exactly this model
         if model is None or self._closed:
             raise ModelNotReady()

@@ -4,6 +4,7 @@
     fhir_adapters BundleTooLarge            RESOURCE_EXHAUSTED   too_many_bytes, too_many_entries
     fhir_adapters BundleRejected            INVALID_ARGUMENT     not_json, not_a_bundle, no_patient
     service InvalidRequest                  INVALID_ARGUMENT     missing_request_id,
+                                                                 request_id_too_long,
                                                                  missing_reference,
                                                                  invalid_occurred_at,
                                                                  malformed_request

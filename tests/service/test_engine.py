@@ -558,3 +558,15 @@ def test_an_outcome_repeated_with_another_occurrence_time_is_a_conflict(
     assert report(None)  # not given: nothing to contradict
     with pytest.raises(IdempotencyConflict):
         report(first + timedelta(days=30))
+
+
+def test_a_request_id_longer_than_an_idempotency_key_is_refused(
+    engine_factory: Factory, example_bundles: list[bytes]
+) -> None:
+    """Was stored and echoed whatever its size (1 MB was accepted)."""
+    engine = engine_factory()
+    with pytest.raises(InvalidRequest) as refused:
+        engine.assess(example_bundles[0], request_id="x" * 129)
+    assert refused.value.reason == "request_id_too_long"
+    assert _assessment_rows(engine) == 0
+    assert engine.assess(example_bundles[0], request_id="x" * 128).request_id == "x" * 128
