@@ -8,8 +8,9 @@ Threads: ``settings.workers`` for unary calls (1-2 per process measured fastest 
 docs/service.md) plus one per AssessStream slot (``settings.max_streams``). An open stream
 holds its thread for as long as it is open, so streams are capped: one more is refused at once
 (RESOURCE_EXHAUSTED ``too_many_streams``), and a stream that sends nothing for
-``settings.stream_idle_timeout_s`` is ended (DEADLINE_EXCEEDED ``stream_idle_timeout``). Idle
-or slow streams therefore never starve health checks or Assess.
+``settings.stream_idle_timeout_s`` is ended (DEADLINE_EXCEEDED ``stream_idle_timeout``), as is
+one whose client takes none of its results for that long (cancelled). Idle or slow streams
+therefore never starve health checks or Assess.
 
 Health (``grpc.health.v1``) reports NOT_SERVING until ``engine.ready`` (a model loaded and
 its warm-up inference passed) and follows it afterwards; it also reports NOT_SERVING while
@@ -161,13 +162,27 @@ class _StreamIdle(Exception):  # noqa: N818 - control flow inside AssessStream
     pass
 
 
+class _Sending:
+    """One open AssessStream as the send watchdog sees it."""
+
+    __slots__ = ("context", "since")
+
+    def __init__(self, context: grpc.ServicerContext) -> None:
+        self.context = context
+        self.since: float | None = None  # when the result being sent was handed to gRPC
+
+
 class StreamSlots:
-    """At most ``limit`` AssessStreams at once, and the idle timeout of each.
+    """At most ``limit`` AssessStreams at once, and the idle timeout of each, both ways.
 
     A stream's requests are read on a reader thread so that its handler can wait for the next
     one with a timeout (gRPC's request iterator blocks without one). Each stream has at most
     one read pending, so ``limit`` reader threads suffice; a read left pending by a stream that
-    was ended returns as soon as gRPC has closed that call."""
+    was ended returns as soon as gRPC has closed that call.
+
+    The other way: gRPC sends a result before asking the handler for the next, and a client
+    that stops reading blocks that send for ever (flow control), holding the slot. One
+    watchdog thread cancels a call whose result has waited longer than the idle timeout."""
 
     def __init__(self, limit: int, idle_timeout_s: float) -> None:
         self.limit = limit
@@ -176,6 +191,9 @@ class StreamSlots:
         self._readers = futures.ThreadPoolExecutor(
             max_workers=max(1, limit), thread_name_prefix="grpc-stream-reader"
         )
+        self._sending: dict[int, _Sending] = {}
+        self._sending_lock = threading.Lock()
+        self._watchdog: threading.Thread | None = None
 
     def admit(self, context: grpc.ServicerContext) -> bool:
         """Take a slot until the call ends (however it ends); False when none is free."""
@@ -191,6 +209,48 @@ class StreamSlots:
         if not context.add_callback(release):  # the call has already ended
             release()
         return True
+
+    def results(self, context: grpc.ServicerContext, results: Iterator[Any]) -> Iterator[Any]:
+        """``results``, each handed to gRPC under the watchdog (none with no idle timeout)."""
+        if not self.idle_timeout_s:
+            yield from results
+            return
+        sending = _Sending(context)
+        key = id(sending)
+        with self._sending_lock:
+            self._sending[key] = sending
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(
+                    target=self._watch, name="grpc-stream-send-watchdog", daemon=True
+                )
+                self._watchdog.start()
+
+        def forget() -> None:  # however the call ends, even if this generator is never resumed
+            with self._sending_lock:
+                self._sending.pop(key, None)
+
+        if not context.add_callback(forget):
+            forget()
+        for result in results:
+            sending.since = time.monotonic()
+            yield result  # resumed only once gRPC has sent it
+            sending.since = None
+
+    def _watch(self) -> None:
+        period = min(1.0, self.idle_timeout_s / 4)
+        while True:
+            time.sleep(period)
+            now = time.monotonic()
+            with self._sending_lock:
+                stuck = [
+                    s
+                    for s in self._sending.values()
+                    if s.since is not None and now - s.since > self.idle_timeout_s
+                ]
+            for sending in stuck:
+                sending.since = None
+                logger.info("AssessStream cancelled: its client stopped reading results")
+                sending.context.cancel()  # type: ignore[no-untyped-call]
 
     def requests(self, request_iterator: Iterator[Any]) -> Iterator[Any]:
         """The stream's requests; raises :class:`_StreamIdle` when none comes in time."""
@@ -258,7 +318,10 @@ class TriageServicer:
             self._failures.abort(context, busy, "AssessStream", "")
         deadline = _deadline(context)
         try:
-            yield from self._stream_results(self._streams.requests(request_iterator), deadline)
+            yield from self._streams.results(
+                context,
+                self._stream_results(self._streams.requests(request_iterator), deadline),
+            )
         except _StreamIdle:
             idle = errors.DeadlineExceeded(
                 "stream_idle_timeout",

@@ -67,7 +67,8 @@ class Settings(BaseSettings):
         le=_DAY_S,
         description=(
             "An AssessStream that sends no request for this long is ended with "
-            "DEADLINE_EXCEEDED stream_idle_timeout, freeing its slot; 0: never."
+            "DEADLINE_EXCEEDED stream_idle_timeout, freeing its slot (one whose client takes no "
+            "result for this long is cancelled); 0: never."
         ),
     )
     reuse_port: bool = Field(

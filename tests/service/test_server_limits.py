@@ -240,3 +240,26 @@ def test_streams_off(serve: Callable[..., Any], example_bundles: list[bytes]) ->
     served = serve(max_streams=0)
     assert _stream_once(served.stub, example_bundles[0]) is None
     assert served.stub.Assess(_request(example_bundles[0]), timeout=10).audit_id
+
+
+def test_a_stream_whose_client_stops_reading_is_cancelled_and_frees_its_slot(
+    serve: Callable[..., Any], example_bundles: list[bytes]
+) -> None:
+    """Was held for good: gRPC blocks sending a result nobody reads (flow control), and the
+    idle timeout only covered waiting for the client's next request."""
+    served = serve(max_streams=1, stream_idle_timeout_s=1.0)
+    request = _request(example_bundles[0])
+
+    def endless() -> Iterator[triage_pb2.AssessRequest]:
+        while True:  # keeps sending, and never reads a result
+            yield triage_pb2.AssessRequest(
+                fhir_bundle=request.fhir_bundle, request_id=str(uuid.uuid4())
+            )
+
+    stuck = served.stub.AssessStream(endless(), timeout=120)
+    try:
+        assert _eventually(
+            lambda: _stream_once(served.stub, example_bundles[1]) == ["assessment"], within=30
+        )
+    finally:
+        stuck.cancel()
