@@ -244,6 +244,15 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("admin_token")
+    @classmethod
+    def _sendable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # It travels in a gRPC metadata header, which takes printable ASCII only: any other
+        # token would turn admin on with a credential no client can send.
+        if value is not None and not all(" " < c <= "~" for c in value.get_secret_value()):
+            raise ValueError("must be printable ASCII without spaces (it is sent as a header)")
+        return value
+
     def extraction_config(self, pseudonym_key: bytes) -> ExtractionConfig:
         return ExtractionConfig(
             max_bytes=self.max_bundle_bytes,

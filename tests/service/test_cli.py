@@ -177,6 +177,18 @@ def test_a_data_dir_that_cannot_be_made_fails_to_start_without_a_traceback(
     assert str(blocker) not in err
 
 
+@pytest.mark.parametrize("token", ["ünïcödé-token-0123456", "token with spaces 0123"])
+def test_an_admin_token_no_client_can_send_is_refused(
+    token: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was accepted, turning admin on with a credential gRPC refuses to put in a header."""
+    monkeypatch.setenv("TRIAGE_ADMIN_TOKEN", token)
+    assert cli.main(["serve"]) == cli.USAGE
+    err = capsys.readouterr().err
+    assert "admin_token" in err
+    assert token not in err
+
+
 @pytest.mark.parametrize("variable", ["TRIAGE_ADMIN_TOKEN", "TRIAGE_PSEUDONYM_KEY"])
 @pytest.mark.parametrize("secret", ["", "short-secret-15", " " * 20])
 def test_weak_secrets_are_refused_without_being_printed(
