@@ -90,10 +90,21 @@ class CodeSet:
 
 
 # --- symptoms -------------------------------------------------------------------------------
+# Chest pain and angina in any form, typical or not: an ECG within 10 minutes for all of
+# them (a pleuritic or "non-cardiac" label at triage is not yet a diagnosis). Additions to
+# clinical.md: 426396005 cardiac chest pain, 23924001 tight chest, 279084009 chest
+# discomfort, 274668005 non-cardiac chest pain, 233819005 / 429559004 / 371807002 stable /
+# typical / atypical angina (DICOM CID 3202 / 3220), 394659003 acute coronary syndrome;
+# ICD-10-CM R07.1 (on breathing), R07.8- (pleurodynia, intercostal, other); and an ACS
+# named as this visit's reason (I21 / I22 MI, I24 other acute ischaemic heart disease),
+# which must not be read as no presentation at all. Not R07.0 (pain in throat).
+_CHEST_PAIN_SNOMED = frozenset({
+    "29857009", "194828000", "4557003", "426396005", "23924001", "279084009",
+    "274668005", "233819005", "429559004", "371807002", "394659003",
+})  # fmt: skip
+_CHEST_PAIN_ICD10 = ("R071", "R072", "R078", "R079", "I20", "I21", "I22", "I24")
 SYMPTOMS: dict[str, CodeSet] = {
-    "chest_pain": CodeSet(
-        frozenset({"29857009", "194828000", "4557003"}), ("R072", "R0789", "R079", "I20")
-    ),
+    "chest_pain": CodeSet(_CHEST_PAIN_SNOMED, _CHEST_PAIN_ICD10),
     "shoulder_pain": CodeSet(frozenset({"45326000"}), ("M2551",)),
     # 102556003 "Pain in upper limb" is this project's choice for arm pain. ICD-10-CM
     # M79.60- is "pain in limb": only .601-.603 are the arm (.604-.606 leg, .609 unspecified

@@ -177,6 +177,7 @@ class EncounterFact:
     # kept for ``fhir_time.local_date`` of the one Encounter chosen as anchor: parsing the
     # local date of every Encounter would be wasted work.
     start_raw: object = None
+    reason_count: int = 0  # reasonCode elements, coded or text only
 
 
 @dataclass(slots=True)

@@ -225,6 +225,19 @@ class Symptoms:
     nausea: Finding = ABSENT
     epigastric_pain: Finding = ABSENT
 
+    def any(self) -> bool:
+        """Chest pain or any cardiac-equivalent symptom is recorded."""
+        return (
+            self.chest_pain.present
+            or self.shoulder_pain.present
+            or self.arm_pain.present
+            or self.jaw_pain.present
+            or self.dyspnea.present
+            or self.diaphoresis.present
+            or self.nausea.present
+            or self.epigastric_pain.present
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RiskFactors:

@@ -357,6 +357,7 @@ class _Reader:
                 subject=_reference(res.get("subject")),
                 start=_time(start),
                 reason_codes=_concepts(res.get("reasonCode")),
+                reason_count=sum(type(r) is dict for r in _list(res.get("reasonCode"))),
                 service_provider=_reference(res.get("serviceProvider")) or None,
                 location=location,
                 start_raw=start,

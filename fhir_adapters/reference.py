@@ -241,6 +241,7 @@ class _ModelReader:
                 start=None if res.period is None else _time(res.period.start),
                 start_raw=None if res.period is None else res.period.start,
                 reason_codes=_concepts(res.reasonCode),
+                reason_count=len(res.reasonCode or ()),
                 service_provider=_reference(res.serviceProvider) or None,
                 location=location,
             )

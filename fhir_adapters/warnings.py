@@ -24,6 +24,10 @@ class WarningCode(StrEnum):
     # time
     MISSING_TIME = "missing_time"  # no usable effective / onset time: ignored
     FUTURE_DATED = "future_dated"  # after the anchor time: ignored
+    # presentation
+    # The triage encounter gives a reason (coded, or as text only) in which no chest pain or
+    # cardiac-equivalent symptom is recognised, and none is recorded elsewhere.
+    PRESENTING_COMPLAINT_NOT_RECOGNISED = "presenting_complaint_not_recognised"
     # encounter selection
     ENCOUNTER_CHOSEN_BY_RECENCY = "encounter_chosen_by_recency"
     NO_ENCOUNTER = "no_encounter"  # the request time is the anchor

@@ -14,17 +14,25 @@ Explicit on purpose; docs/engine.md restates it as a table. The rules, in the or
 3. Base ESI by band: HIGH -> 2; MODERATE -> 2 with possible ACS, else 3; LOW -> 3 with possible
    ACS (ECG and troponin are two resources: ESI 3), else 4. The policy never suggests ESI 5:
    it cannot judge that no resource is needed.
-4. Evidence of injury or ischaemia -> ESI <= 2 and cardiology review, whatever the score.
+4. Evidence of injury or ischaemia -> ESI <= 2, cardiology review and continuous cardiac
+   monitoring, whatever the score.
 5. HEART high (7-10) -> ESI <= 2, cardiology review and serial troponin, whatever the model's
    band: the model never argues a HEART-high presentation down. HEART moderate (4-6) with
    possible ACS -> ESI <= 2 and serial troponin (clinical.md: chest pain suspicious for ACS in
    a stable patient is the textbook ESI 2); a LOW model band does not argue it down either.
 6. Danger-zone vitals (HR > 100 /min, RR > 20 /min, SpO2 < 92 %) -> ESI <= 2 regardless of the
    score, with immediate physician evaluation and continuous monitoring.
-7. Hypotension (SBP < 90 mm[Hg]): with possible ACS -> ESI 1 (resuscitation area); without
-   -> ESI <= 2.
+7. Hypotension (SBP < 90 mm[Hg]): with possible ACS -> ESI 1 (resuscitation area, continuous
+   monitoring); without -> ESI <= 2.
 8. Possible ACS always gets "ECG within 10 minutes" (first, after the resuscitation area when
-   hypotension makes it ESI 1) and never ESI 4 or 5.
+   hypotension makes it ESI 1) and never ESI 4 or 5. So does a triage encounter whose reason
+   the extraction could not recognise (warning ``presenting_complaint_not_recognised``: free
+   text, a local code) when nothing else shows a symptom: this service is called for chest
+   pain and its equivalents, and an unread complaint must not read as none.
+8b. A high-sensitivity troponin above the patient's sex-specific 99th percentile, where the
+   lab's limit states no sex (``Troponin.above_sex_specific_url``): serial troponin, a
+   rationale line, and no early discharge; not scored as raised (the lab's limit is the
+   assay's own).
 9. Actions per band: HIGH -> serial troponin, cardiology review, continuous monitoring;
    MODERATE -> serial troponin (0h/3h); LOW with possible ACS -> HEART Pathway early-discharge
    consideration only when nothing argues against it (``heart_pathway_blockers``), otherwise
@@ -47,6 +55,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fhir_adapters.features import ClinicalFeatures, EcgCategory, Measurement, Status
+from fhir_adapters.warnings import WarningCode
 from service.assessment import HeartBasis, Recommendation, RiskBand
 
 # --- thresholds (adult danger-zone vitals, ESI handbook; hypotension) ----------------------
@@ -98,17 +107,7 @@ def _value(m: Measurement) -> float | None:
 
 
 def acs_symptom(f: ClinicalFeatures) -> bool:
-    s = f.symptoms
-    return (
-        s.chest_pain.present
-        or s.shoulder_pain.present
-        or s.arm_pain.present
-        or s.jaw_pain.present
-        or s.dyspnea.present
-        or s.diaphoresis.present
-        or s.nausea.present
-        or s.epigastric_pain.present
-    )
+    return f.symptoms.any()
 
 
 def myocardial_injury_or_ischaemia(f: ClinicalFeatures) -> bool:
@@ -122,6 +121,12 @@ def myocardial_injury_or_ischaemia(f: ClinicalFeatures) -> bool:
 
 def possible_acs(f: ClinicalFeatures) -> bool:
     return acs_symptom(f) or myocardial_injury_or_ischaemia(f)
+
+
+def complaint_not_recognised(f: ClinicalFeatures) -> bool:
+    """The triage encounter gave a reason in which no symptom was recognised."""
+    code = WarningCode.PRESENTING_COMPLAINT_NOT_RECOGNISED.value
+    return any(w.code == code for w in f.warnings)
 
 
 def danger_zone_vitals(f: ClinicalFeatures) -> tuple[str, ...]:
@@ -258,11 +263,26 @@ def recommend(
         plan.add(ECG_WITHIN_10_MIN)
         plan.at_most(3)
         plan.rationale.append("possible ACS: ECG within 10 minutes, never ESI 4 or 5")
+        if low_bp:
+            plan.add(CONTINUOUS_MONITORING)
+    elif complaint_not_recognised(features):
+        plan.add(ECG_WITHIN_10_MIN)
+        plan.at_most(3)
+        plan.rationale.append(
+            "presenting complaint not recognised (free text or an unknown code): treated as "
+            "possible ACS until a clinician judges it; ECG within 10 minutes"
+        )
     if myocardial_injury_or_ischaemia(features):
         plan.at_most(2)
-        plan.add(CARDIOLOGY_REVIEW)
+        plan.add(CARDIOLOGY_REVIEW, CONTINUOUS_MONITORING)
         plan.rationale.append(
             "troponin above URL or ST deviation (latest, or within the window): ESI 2 or lower"
+        )
+    if features.troponin.above_sex_specific_url:
+        plan.add(SERIAL_TROPONIN)
+        plan.rationale.append(
+            "troponin above the sex-specific 99th percentile, within the lab's limit that "
+            "states no sex: serial troponin"
         )
     if heart.band is RiskBand.HIGH:
         plan.at_most(2)

@@ -117,7 +117,15 @@ def derive_symptoms(
         flags = codes.symptom_flags(found)
         if flags and _presenting(ctx, obs.encounter, obs.header, window):
             _add_flags(evidence, flags, obs.header.ref)
-    return Symptoms(**{flag: evidence.finding(flag) for flag in codes.SYMPTOMS})
+    symptoms = Symptoms(**{flag: evidence.finding(flag) for flag in codes.SYMPTOMS})
+    if encounter is not None and encounter.reason_count and not symptoms.any():
+        # A reason the rules cannot read ("chest tightness" as text, a local code) must not
+        # look like a presentation without symptoms.
+        ctx.warnings.add(
+            WarningCode.PRESENTING_COMPLAINT_NOT_RECOGNISED,
+            f"$.entry[{encounter.entry}].resource.reasonCode",
+        )
+    return symptoms
 
 
 def _presenting(ctx: Context, encounter: str | None, header: Header, window: timedelta) -> bool:

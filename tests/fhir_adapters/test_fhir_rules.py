@@ -969,3 +969,62 @@ def test_partial_and_zoneless_times_are_accepted() -> None:
     hr = extract(triage(obs), CONFIG, request_time=REQUEST_TIME).features.heart_rate
     assert hr.effective == T0 - timedelta(minutes=5)
     assert hr.value == 88.0
+
+
+# --- chest pain in any form, and a complaint that cannot be read ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("system", "code"),
+    [
+        (SNOMED, "426396005"),  # cardiac chest pain
+        (SNOMED, "23924001"),  # tight chest
+        (SNOMED, "279084009"),  # chest discomfort
+        (SNOMED, "371807002"),  # atypical angina
+        (SNOMED, "274668005"),  # non-cardiac chest pain: a label at triage, not a diagnosis
+        (SNOMED, "394659003"),  # acute coronary syndrome
+        (ICD10, "R07.1"),  # chest pain on breathing
+        (ICD10, "R07.81"),  # pleurodynia
+        (ICD10, "R07.82"),  # intercostal pain
+        (ICD10, "I21.4"),  # NSTEMI named as the reason for the visit
+    ],
+)
+def test_chest_pain_in_any_form_is_chest_pain(system: str, code: str) -> None:
+    """Was no symptom at all: ESI 4, no ECG, and no warning."""
+    data = bundle(patient(), encounter(reasons=[(system, code)]))
+    extraction = extract_both(data)
+    assert extraction.features.symptoms.chest_pain.present
+    assert "presenting_complaint_not_recognised" not in codes_of(extraction)
+
+
+def test_pain_in_the_throat_is_not_chest_pain() -> None:
+    data = bundle(patient(), encounter(reasons=[(ICD10, "R07.0")]))
+    assert not extract_both(data).features.symptoms.chest_pain.present
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        {"text": "chest tightness since this morning"},  # free text only
+        {"coding": [{"system": "http://hospital.example/complaints", "code": "CP-07"}]},
+        {"coding": [{"system": SNOMED, "code": "125605004"}]},  # fracture: not a symptom here
+    ],
+)
+def test_a_reason_in_which_no_symptom_is_recognised_is_warned(reason: dict[str, Any]) -> None:
+    visit = encounter()
+    visit["reasonCode"] = [reason]
+    extraction = extract_both(bundle(patient(), visit))
+    assert not extraction.features.symptoms.any()
+    assert ("presenting_complaint_not_recognised", "$.entry[1].resource.reasonCode") in {
+        (w.code, w.path) for w in extraction.features.warnings
+    }
+
+
+def test_no_reason_or_a_symptom_recorded_elsewhere_is_not_warned() -> None:
+    assert "presenting_complaint_not_recognised" not in codes_of(extract_both(triage()))
+    visit = encounter()
+    visit["reasonCode"] = [{"text": "unwell"}]
+    nausea = condition(SNOMED, "422587007", id="nausea", minutes=-5)
+    extraction = extract_both(bundle(patient(), visit, nausea))
+    assert extraction.features.symptoms.nausea.present
+    assert "presenting_complaint_not_recognised" not in codes_of(extraction)

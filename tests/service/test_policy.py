@@ -15,10 +15,12 @@ from fhir_adapters.features import (
     ClinicalFeatures,
     Ecg,
     EcgCategory,
+    ExtractionWarning,
     Measurement,
     Status,
     Troponin,
 )
+from fhir_adapters.warnings import WarningCode
 from models.schema import SYMPTOMS
 from service import policy
 from service.assessment import HeartBasis, RiskBand
@@ -381,3 +383,58 @@ def test_possible_acs_never_gets_esi_4_or_5_and_always_gets_an_ecg(
     assert 1 <= rec.esi_level <= 3
     assert policy.ECG_WITHIN_10_MIN in rec.actions
     assert rec.escalated == (rec.band is RiskBand.HIGH or rec.esi_level <= 2)
+
+
+# --- from a clinical review of the outputs --------------------------------------------------
+
+
+def test_an_unrecognised_presenting_complaint_is_not_read_as_none() -> None:
+    """Was ESI 4 and routine reassessment for "chest tightness" as text or a local code."""
+    unread = replace(
+        calm_features(),
+        warnings=(
+            ExtractionWarning(
+                WarningCode.PRESENTING_COMPLAINT_NOT_RECOGNISED.value,
+                "$.entry[1].resource.reasonCode",
+            ),
+        ),
+    )
+    rec = decide(unread, LOW_P)
+    assert rec.esi_level == 3
+    assert rec.actions[0] == policy.ECG_WITHIN_10_MIN
+    assert "presenting complaint not recognised" in " ".join(rec.rationale)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"troponin": troponin(5.6)},  # NSTEMI-range troponin
+        {"ecg": Ecg(EcgCategory.ST_DEVIATION, "Observation/ecg")},
+        {"troponin_above_url_in_window": finding("Observation/tn0")},
+    ],
+)
+def test_injury_or_ischaemia_gets_continuous_monitoring(
+    make_features: Make, changes: dict[str, object]
+) -> None:
+    """Was only cardiology review: a patient with a raised troponin went unmonitored."""
+    rec = decide(make_features(**changes), LOW_P)
+    assert policy.CONTINUOUS_MONITORING in rec.actions
+    assert rec.esi_level <= 2
+
+
+def test_hypotension_with_possible_acs_gets_monitoring_after_the_ecg(make_features: Make) -> None:
+    rec = decide(make_features(symptoms={"chest_pain": True}, systolic_bp=present(82.0)), LOW_P)
+    assert rec.esi_level == 1
+    assert rec.actions[:2] == (policy.RESUSCITATION, policy.ECG_WITHIN_10_MIN)
+    assert policy.CONTINUOUS_MONITORING in rec.actions
+
+
+def test_a_troponin_above_the_sex_specific_limit_is_said_at_every_band(
+    make_features: Make,
+) -> None:
+    """Was said only as an early-discharge blocker, i.e. only in the LOW band."""
+    f = make_features(symptoms={"chest_pain": True}, troponin=troponin(0.8))
+    hidden = replace(f, troponin=replace(f.troponin, above_sex_specific_url=("Observation/tn",)))
+    rec = decide(hidden, MODERATE_P)
+    assert policy.SERIAL_TROPONIN in rec.actions
+    assert "sex-specific 99th percentile" in " ".join(rec.rationale)
