@@ -19,11 +19,14 @@ from fhir_adapters.rules.readings import Limits, Reading, choose, latest_plausib
 from fhir_adapters.units import Dimension
 from fhir_adapters.warnings import WarningCode
 
+# Limits of what can be measured, not of what is normal. The low ends of blood pressure and
+# SpO2 are set for shock and profound hypoxaemia: a systolic of 38 or an SpO2 of 45 % is a
+# patient to escalate, and was dropped as implausible when the limits were 40 and 50.
 HEART_RATE_LIMITS = Limits(20, 300)
-SYSTOLIC_LIMITS = Limits(40, 300)
+SYSTOLIC_LIMITS = Limits(20, 300)
 DIASTOLIC_LIMITS = Limits(10, 200)
 RESPIRATORY_RATE_LIMITS = Limits(4, 80)
-SPO2_LIMITS = Limits(50, 100)
+SPO2_LIMITS = Limits(20, 100)
 TEMPERATURE_LIMITS = Limits(25, 45)
 BMI_LIMITS = Limits(10, 100)
 WEIGHT_LIMITS = Limits(1, 500)  # kg

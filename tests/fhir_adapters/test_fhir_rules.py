@@ -1028,3 +1028,18 @@ def test_no_reason_or_a_symptom_recorded_elsewhere_is_not_warned() -> None:
     extraction = extract_both(bundle(patient(), visit, nausea))
     assert extraction.features.symptoms.nausea.present
     assert "presenting_complaint_not_recognised" not in codes_of(extraction)
+
+
+@pytest.mark.parametrize(
+    ("resource", "feature", "value"),
+    [
+        (blood_pressure(38, 20, id="bp"), "systolic_bp", 38.0),  # profound shock
+        (observation("59408-5", 45, "%", id="spo2"), "spo2", 45.0),  # profound hypoxaemia
+    ],
+)
+def test_extreme_but_measurable_values_in_the_dangerous_direction_are_kept(
+    resource: Resource, feature: str, value: float
+) -> None:
+    """Was implausible (limits 40 and 50): the reading was dropped and no danger rule fired."""
+    measured = getattr(extract_both(triage(resource)).features, feature)
+    assert (measured.status, measured.value) == (Status.PRESENT, value)
