@@ -57,7 +57,8 @@ DENIAL_ANSWERS = frozenset({"373067005", "260385009", "2667000"})
 QUIT_WINDOW_DAYS = 90  # HEART: "current smoker or quit within 3 months"
 
 # --- ECG findings (SNOMED) -------------------------------------------------------------------
-ECG_ST_DEVIATION = frozenset({"26141007", "429622005", "76388001", "164931005"})
+ECG_ST_ELEVATION = frozenset({"76388001", "164931005"})  # a STEMI pathway of its own
+ECG_ST_DEVIATION = frozenset({"26141007", "429622005"}) | ECG_ST_ELEVATION
 ECG_NONSPECIFIC = frozenset(
     {"63467002", "164909002", "164873001", "55827005", "428750005", "59931005", "10370003"}
 )

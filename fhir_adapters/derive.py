@@ -64,6 +64,7 @@ class Base:
     vitals: Vitals
     ecg: Ecg
     st_in_window: Finding
+    st_elevation_in_window: Finding
     symptoms: Symptoms
     risk_factors: RiskFactors
     warnings: tuple[ExtractionWarning, ...]
@@ -99,7 +100,9 @@ def derive_base(
     ]
     conditions = usable_conditions(ctx, facts.conditions)
     vitals = derive_vitals(ctx, observations, config.vitals_staleness)
-    ecg, st_in_window = derive_ecg(ctx, observations, reports, config.ecg_staleness)
+    ecg, st_in_window, st_elevation_in_window = derive_ecg(
+        ctx, observations, reports, config.ecg_staleness
+    )
     symptoms = derive_symptoms(ctx, conditions, observations, config.vitals_staleness)
     risk_factors = derive_risk_factors(
         ctx, conditions, observations, facts.procedures, facts.family_histories, vitals.recent_bmi
@@ -116,6 +119,7 @@ def derive_base(
         vitals=vitals,
         ecg=ecg,
         st_in_window=st_in_window,
+        st_elevation_in_window=st_elevation_in_window,
         symptoms=symptoms,
         risk_factors=risk_factors,
         warnings=tuple(warnings.items),
@@ -181,5 +185,6 @@ def _features(base: Base, sex: ClinicalSex) -> ClinicalFeatures:
         risk_factors=base.risk_factors,
         troponin_above_url_in_window=raised_in_window,
         st_deviation_in_window=base.st_in_window,
+        st_elevation_in_window=base.st_elevation_in_window,
         warnings=tuple(warnings.items),
     )

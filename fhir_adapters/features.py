@@ -286,6 +286,9 @@ class ClinicalFeatures:
     # still mean it. For the recommendation's safety rules; not model inputs.
     troponin_above_url_in_window: Finding = ABSENT
     st_deviation_in_window: Finding = ABSENT
+    # The ECGs among those that show ST elevation: reperfusion (STEMI pathway), not serial
+    # troponin alone.
+    st_elevation_in_window: Finding = ABSENT
     warnings: tuple[ExtractionWarning, ...] = ()
 
 

@@ -15,7 +15,9 @@ Explicit on purpose; docs/engine.md restates it as a table. The rules, in the or
    ACS (ECG and troponin are two resources: ESI 3), else 4. The policy never suggests ESI 5:
    it cannot judge that no resource is needed.
 4. Evidence of injury or ischaemia -> ESI <= 2, cardiology review and continuous cardiac
-   monitoring, whatever the score.
+   monitoring, whatever the score. ST elevation on an ECG within the window (latest or
+   earlier, e.g. pre-hospital) adds the STEMI pathway (reperfusion) and immediate physician
+   evaluation: serial troponin is not how a STEMI is worked up.
 5. HEART high (7-10) -> ESI <= 2, cardiology review and serial troponin, whatever the model's
    band: the model never argues a HEART-high presentation down. HEART moderate (4-6) with
    possible ACS -> ESI <= 2 and serial troponin (clinical.md: chest pain suspicious for ACS in
@@ -74,6 +76,7 @@ ECG_WITHIN_10_MIN = "ECG within 10 minutes"
 RESUSCITATION = "Resuscitation area: immediate life-saving assessment"
 IMMEDIATE_PHYSICIAN = "Immediate physician evaluation"
 CONTINUOUS_MONITORING = "Continuous cardiac monitoring"
+STEMI_PATHWAY = "ST elevation: activate the STEMI pathway (reperfusion) now"
 SERIAL_TROPONIN = "Serial troponin (0h/3h)"
 CARDIOLOGY_REVIEW = "Cardiology review"
 HEART_PATHWAY_DISCHARGE = (
@@ -272,6 +275,10 @@ def recommend(
             "presenting complaint not recognised (free text or an unknown code): treated as "
             "possible ACS until a clinician judges it; ECG within 10 minutes"
         )
+    if features.st_elevation_in_window.present:
+        plan.at_most(2)
+        plan.add(STEMI_PATHWAY, IMMEDIATE_PHYSICIAN)
+        plan.rationale.append("ST elevation on an ECG within the window: STEMI pathway")
     if myocardial_injury_or_ischaemia(features):
         plan.at_most(2)
         plan.add(CARDIOLOGY_REVIEW, CONTINUOUS_MONITORING)

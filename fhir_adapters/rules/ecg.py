@@ -10,7 +10,7 @@ normal. The latest resource wins (at equal times the more severe). Older than th
 staleness window -> category unknown (not scored) with status stale, the stale resource as
 source, and a ``stale_value`` warning. Every resource within the window that shows ST
 deviation is also returned, whether or not the latest does (a resolved ST change still
-means ischaemia).
+means ischaemia), and those of them that show ST elevation.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from fhir_adapters.warnings import WarningCode
 
 _ECG_CODINGS = frozenset((codes.SNOMED, code) for code in codes.ECG_FINDINGS)
 _SEVERITY = {EcgCategory.NORMAL: 0, EcgCategory.NONSPECIFIC: 1, EcgCategory.ST_DEVIATION: 2}
+_ST_ELEVATION_CODINGS = frozenset((codes.SNOMED, code) for code in codes.ECG_ST_ELEVATION)
+_Candidate = tuple[datetime, int, int, EcgCategory, Header, bool]  # bool: ST elevation
 
 
 def category_of(findings: Iterable[Coding]) -> EcgCategory:
@@ -45,9 +47,10 @@ def derive_ecg(
     observations: list[ObservationFact],
     reports: list[ReportFact],
     staleness: timedelta,
-) -> tuple[Ecg, Finding]:
-    """The latest ECG's category, and the ECGs within ``staleness`` showing ST deviation."""
-    candidates: list[tuple[datetime, int, int, EcgCategory, Header]] = []
+) -> tuple[Ecg, Finding, Finding]:
+    """The latest ECG's category, and the ECGs within ``staleness`` showing ST deviation and
+    ST elevation."""
+    candidates: list[_Candidate] = []
     for obs in observations:
         # A denial (valueBoolean false, "No", a zero measurement) says the finding the code
         # names is absent (as for symptoms); its value codes may still name findings.
@@ -64,30 +67,31 @@ def derive_ecg(
                 findings += component.codes
         if _ECG_CODINGS.isdisjoint(findings):
             continue  # no ECG finding: category_of would say UNKNOWN
-        _add(candidates, obs.header, category_of(findings))
+        _add(candidates, obs.header, findings)
     for report in reports:
-        _add(candidates, report.header, category_of(report.conclusion_codes))
+        _add(candidates, report.header, report.conclusion_codes)
     if not candidates:
-        return Ecg(EcgCategory.UNKNOWN), ABSENT
+        return Ecg(EcgCategory.UNKNOWN), ABSENT, ABSENT
     anchor = ctx.anchor.time
     st = sorted(
         (c for c in candidates if c[3] is EcgCategory.ST_DEVIATION and anchor - c[0] <= staleness),
         key=lambda c: (c[0], c[2]),
     )
     st_in_window = Finding(True, sources(c[4].ref for c in st)) if st else ABSENT
-    time, _, _, category, header = max(candidates, key=lambda c: (c[0], c[1], c[2]))
+    elevation = [c for c in st if c[5]]
+    st_elevation = Finding(True, sources(c[4].ref for c in elevation)) if elevation else ABSENT
+    time, _, _, category, header, _ = max(candidates, key=lambda c: (c[0], c[1], c[2]))
     if anchor - time > staleness:
         ctx.warnings.add(WarningCode.STALE_VALUE, header.path)
         # Not scored (UNKNOWN), but the clinician sees which ECG was too old, and when.
-        return Ecg(EcgCategory.UNKNOWN, header.ref, time, Status.STALE), st_in_window
-    return Ecg(category, header.ref, time), st_in_window
+        stale = Ecg(EcgCategory.UNKNOWN, header.ref, time, Status.STALE)
+        return stale, st_in_window, st_elevation
+    return Ecg(category, header.ref, time), st_in_window, st_elevation
 
 
-def _add(
-    candidates: list[tuple[datetime, int, int, EcgCategory, Header]],
-    header: Header,
-    category: EcgCategory,
-) -> None:
+def _add(candidates: list[_Candidate], header: Header, findings: Iterable[Coding]) -> None:
+    category = category_of(findings)
     if category is EcgCategory.UNKNOWN or header.time is None:
         return
-    candidates.append((header.time, _SEVERITY[category], header.entry, category, header))
+    elevation = not _ST_ELEVATION_CODINGS.isdisjoint(findings)
+    candidates.append((header.time, _SEVERITY[category], header.entry, category, header, elevation))

@@ -1043,3 +1043,17 @@ def test_extreme_but_measurable_values_in_the_dangerous_direction_are_kept(
     """Was implausible (limits 40 and 50): the reading was dropped and no danger rule fired."""
     measured = getattr(extract_both(triage(resource)).features, feature)
     assert (measured.status, measured.value) == (Status.PRESENT, value)
+
+
+def test_st_elevation_within_the_window_is_its_own_finding() -> None:
+    """Was merged into ST deviation: no STEMI pathway could be offered."""
+    data = triage(
+        ecg_observation("164931005", id="ems", minutes=-50),  # pre-hospital ST elevation
+        ecg_observation("26141007", id="ed", minutes=-5),  # ST depression now
+    )
+    features = extract_both(data).features
+    assert features.ecg.category is EcgCategory.ST_DEVIATION
+    assert features.st_deviation_in_window.sources == ("Observation/ems", "Observation/ed")
+    assert features.st_elevation_in_window.sources == ("Observation/ems",)
+    depression_only = extract_both(triage(ecg_observation("26141007"))).features
+    assert not depression_only.st_elevation_in_window.present

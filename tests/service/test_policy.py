@@ -16,6 +16,7 @@ from fhir_adapters.features import (
     Ecg,
     EcgCategory,
     ExtractionWarning,
+    Finding,
     Measurement,
     Status,
     Troponin,
@@ -438,3 +439,19 @@ def test_a_troponin_above_the_sex_specific_limit_is_said_at_every_band(
     rec = decide(hidden, MODERATE_P)
     assert policy.SERIAL_TROPONIN in rec.actions
     assert "sex-specific 99th percentile" in " ".join(rec.rationale)
+
+
+def test_st_elevation_gets_the_stemi_pathway_not_serial_troponin_alone(make_features: Make) -> None:
+    """Was serial troponin and cardiology review, as for any ST depression."""
+    stemi = make_features(
+        symptoms={"chest_pain": True},
+        ecg=Ecg(EcgCategory.ST_DEVIATION, "Observation/ecg"),
+        st_deviation_in_window=finding("Observation/ecg"),
+        st_elevation_in_window=finding("Observation/ecg"),
+    )
+    rec = decide(stemi, LOW_P)
+    assert rec.actions[:2] == (policy.ECG_WITHIN_10_MIN, policy.STEMI_PATHWAY)
+    assert policy.IMMEDIATE_PHYSICIAN in rec.actions
+    assert rec.esi_level <= 2
+    depression = replace(stemi, st_elevation_in_window=Finding(False))
+    assert policy.STEMI_PATHWAY not in decide(depression, LOW_P).actions
