@@ -125,14 +125,15 @@ def describe(features: ClinicalFeatures, item: str, weight: float) -> Contributi
         t = features.troponin
         if t.status is Status.PRESENT and t.value_ng_l is not None:
             # Only the four bounds: a free-text comparator would reach the screen and the store.
-            text = f"{safe_comparator(t.comparator) or ''}{t.value_ng_l:g} ng/L"
+            # A bound stays a bound in the ratio too: "<10 ng/L (<1 x URL)".
+            bound = safe_comparator(t.comparator) or ""
+            text = f"{bound}{t.value_ng_l:g} ng/L"
             if t.ratio_to_url is not None:
-                # Three figures, not two: 0.996 and 1.04 x URL lie on either side of a HEART
-                # cut-off, and two figures showed both as "1 x URL".
-                text += f" ({t.ratio_to_url:.3g} x URL"
+                text += f" ({bound}{_ratio(t.ratio_to_url)} x URL"
                 if t.sex_specific_url_ng_l:
                     # The lab's limit states no sex: the lower sex-specific one beside it.
-                    text += f"; {t.value_ng_l / t.sex_specific_url_ng_l:.3g} x sex-specific URL"
+                    ratio = t.value_ng_l / t.sex_specific_url_ng_l
+                    text += f"; {bound}{_ratio(ratio)} x sex-specific URL"
                 text += ")"
         else:
             text = t.status.value
@@ -160,7 +161,16 @@ def _measurement_text(item: str, m: Measurement) -> str:
     if m.status is not Status.PRESENT or m.value is None or math.isnan(m.value):
         return m.status.value
     unit = CANONICAL_UNITS[item]
-    return f"{m.value:g} {_DISPLAY_UNITS.get(unit, unit)}"
+    # One decimal at most: "74.4685 mmHg" (a computed or converted value) claimed a precision
+    # no vital sign has.
+    value = f"{m.value:.1f}".rstrip("0").rstrip(".")
+    return f"{value} {_DISPLAY_UNITS.get(unit, unit)}"
+
+
+def _ratio(ratio: float) -> str:
+    """Three figures, not two: 0.996 and 1.04 x URL lie on either side of a HEART cut-off, and
+    two figures showed both as "1 x URL". Whole numbers from 100 up, never "1.47e+03"."""
+    return f"{ratio:.0f}" if ratio >= 100 else f"{ratio:.3g}"
 
 
 def _sources(source: str | None) -> tuple[str, ...]:

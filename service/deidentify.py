@@ -34,8 +34,10 @@ _REFERENCES = "sources"
 _COMPARATOR = "comparator"
 # How service.contributions renders a troponin value: a bound, the number, the ratio to URL.
 _NUMBER = r"(?:-?(?:[0-9][0-9.e+-]*|inf)|nan)"  # what format(x, "g") writes
+_BOUND = r"(?:<=|>=|<|>)?"
 _TROPONIN_TEXT = re.compile(
-    rf"(?:<=|>=|<|>)?{_NUMBER} ng/L(?: \({_NUMBER} x URL(?:; {_NUMBER} x sex-specific URL)?\))?"
+    rf"{_BOUND}{_NUMBER} ng/L"
+    rf"(?: \({_BOUND}{_NUMBER} x URL(?:; {_BOUND}{_NUMBER} x sex-specific URL)?\))?"
 )
 _STATUSES = frozenset(s.value for s in Status)
 

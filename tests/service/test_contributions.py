@@ -135,3 +135,23 @@ def test_the_troponin_shows_the_lower_sex_specific_limit_beside_the_labs() -> No
     lab = replace(troponin(20 / 26), sex_specific_url_ng_l=16.0)
     shown = describe(replace(calm_features(), troponin=lab), "troponin", 0.0).value
     assert shown == "20 ng/L (0.769 x URL; 1.25 x sex-specific URL)"
+
+
+def test_large_ratios_bounds_and_vitals_are_shown_as_a_clinician_reads_them(
+    make_features: Callable[..., ClinicalFeatures],
+) -> None:
+    """Was "(1.47e+03 x URL)", "<10 ng/L (1 x URL)" (a bound shown as at the limit) and
+    "74.4685 mmHg"."""
+    huge = replace(troponin(1470.0), value_ng_l=38220.0)
+    assert describe(replace(calm_features(), troponin=huge), "troponin", 0.0).value == (
+        "38220 ng/L (1470 x URL)"
+    )
+    bound = replace(troponin(10 / 26), value_ng_l=10.0, comparator="<")
+    assert describe(replace(calm_features(), troponin=bound), "troponin", 0.0).value == (
+        "<10 ng/L (<0.385 x URL)"
+    )
+    bp = describe(make_features(systolic_bp=present(74.4685)), "systolic_bp", 0.0)
+    assert bp.value.startswith("74.5 ")
+    assert describe(make_features(heart_rate=present(88.0)), "heart_rate", 0.0).value.startswith(
+        "88 "
+    )

@@ -51,6 +51,7 @@ def test_the_troponin_contribution_never_renders_a_free_text_comparator() -> Non
             "20 ng/L (0.769 x URL; 1.25 x sex-specific URL)",
         ),
         (f"20 ng/L (0.769 x URL; {SENTINEL})", "present"),
+        ("<10 ng/L (<0.385 x URL)", "<10 ng/L (<0.385 x URL)"),
         ("52 ng/L", "52 ng/L"),
         ("missing", "missing"),
     ],
