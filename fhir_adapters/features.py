@@ -130,8 +130,8 @@ class Troponin:
     ratio_to_url: float | None = None
     source: str | None = None
     effective: datetime | None = None
-    # A troponin result newer than this one could not be read (unit missing or unknown,
-    # malformed, data absent, implausible): what it said is unknown.
+    # A troponin result newer than this one (or, when none was read, any) could not be read
+    # (unit missing or unknown, malformed, data absent, implausible): what it said is unknown.
     newer_unread: bool = False
     # A high-sensitivity result whose limit is a lab range that states no sex: the documented
     # sex-specific 99th percentile for the patient's sex (female when unknown), where it is

@@ -31,7 +31,7 @@ from fhir_adapters.features import (
 )
 from models.schema import FEATURE_NAMES
 from service.assessment import Contribution
-from service.deidentify import safe_comparator
+from service.deidentify import UNREAD_NOTE, safe_comparator
 from service.scoring import FloatArray, Scorer, imputed_row
 
 TOP_K = 6
@@ -137,6 +137,8 @@ def describe(features: ClinicalFeatures, item: str, weight: float) -> Contributi
                 text += ")"
         else:
             text = t.status.value
+        if t.newer_unread:  # "missing" or a value, and a result nobody could read
+            text += UNREAD_NOTE
         return Contribution(item, text, weight, t.status.value, _sources(t.source))
     if item == "ecg":
         e = features.ecg

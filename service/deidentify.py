@@ -40,6 +40,8 @@ _TROPONIN_TEXT = re.compile(
     rf"(?: \({_BOUND}{_NUMBER} x URL(?:; {_BOUND}{_NUMBER} x sex-specific URL)?\))?"
 )
 _STATUSES = frozenset(s.value for s in Status)
+# Appended to the troponin's text when a (newer) result could not be read.
+UNREAD_NOTE = "; a troponin result could not be read"
 
 
 def safe_comparator(comparator: str | None) -> str | None:
@@ -98,7 +100,7 @@ def stored_assessment(assessment: Assessment, pseudonyms: Pseudonyms) -> Assessm
 def _safe_troponin(contribution: Contribution) -> Contribution:
     """A value text in neither rendered form (a status, or a bound and a number) cannot be
     split into comparator and number safely: only its status is kept."""
-    text = contribution.value
+    text = contribution.value.removesuffix(UNREAD_NOTE)
     if text in _STATUSES or _TROPONIN_TEXT.fullmatch(text):
         return contribution
     return replace(contribution, value=contribution.status)

@@ -285,6 +285,10 @@ def recommend(
         plan.rationale.append(
             "troponin above URL or ST deviation (latest, or within the window): ESI 2 or lower"
         )
+    if features.troponin.newer_unread:
+        plan.rationale.append(
+            "a troponin result could not be read (its unit or value): read it in the lab system"
+        )
     if features.troponin.above_sex_specific_url:
         plan.add(SERIAL_TROPONIN)
         plan.rationale.append(

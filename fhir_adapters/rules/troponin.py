@@ -82,11 +82,8 @@ def derive_troponin(
     results, newest_unread = _results(ctx, observations)
     latest = _latest(ctx, results, sex, staleness)
     above_url, above_sex_specific_url = _raised_in_window(ctx, results, sex, staleness)
-    if (
-        newest_unread is not None
-        and latest.effective is not None
-        and newest_unread > latest.effective
-    ):
+    if newest_unread is not None and (latest.effective is None or newest_unread > latest.effective):
+        # Also when none was read: "missing" must not hide a result that exists.
         latest = replace(latest, newer_unread=True)
     if above_sex_specific_url:
         latest = replace(latest, above_sex_specific_url=above_sex_specific_url)

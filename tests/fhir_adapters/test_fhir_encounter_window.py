@@ -201,3 +201,13 @@ def test_an_st_change_outside_the_ecg_window_is_not() -> None:
         triage(ecg("76388001", id="st", minutes=-60 * 30), ecg("164854000", id="now", minutes=-10))
     ).features
     assert not features.st_deviation_in_window.present
+
+
+def test_a_troponin_that_exists_but_could_not_be_read_is_not_just_missing() -> None:
+    """Was "missing" and nothing else: hs-TnI 250 with its unit only as display text read as
+    if no troponin had been drawn."""
+    unread = hs_troponin(250, id="unread", minutes=-5)
+    unread["valueQuantity"] = {"value": 250, "unit": "ng/L"}  # display text, no code
+    features = extract_both(triage(unread)).features
+    assert features.troponin.status is Status.MISSING
+    assert features.troponin.newer_unread

@@ -155,3 +155,9 @@ def test_large_ratios_bounds_and_vitals_are_shown_as_a_clinician_reads_them(
     assert describe(make_features(heart_rate=present(88.0)), "heart_rate", 0.0).value.startswith(
         "88 "
     )
+
+
+def test_a_troponin_that_could_not_be_read_is_said_beside_its_status() -> None:
+    unread = replace(calm_features().troponin, status=Status.MISSING, newer_unread=True)
+    shown = describe(replace(calm_features(), troponin=unread), "troponin", 0.0)
+    assert shown.value == "missing; a troponin result could not be read"

@@ -52,6 +52,10 @@ def test_the_troponin_contribution_never_renders_a_free_text_comparator() -> Non
         ),
         (f"20 ng/L (0.769 x URL; {SENTINEL})", "present"),
         ("<10 ng/L (<0.385 x URL)", "<10 ng/L (<0.385 x URL)"),
+        (
+            "missing; a troponin result could not be read",
+            "missing; a troponin result could not be read",
+        ),
         ("52 ng/L", "52 ng/L"),
         ("missing", "missing"),
     ],
