@@ -116,6 +116,25 @@ def within_limit(value: float, limit: float, comparator: str | None) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """A coded finding (symptom or risk factor): present, and the resources that say so.
+
+    Absence of a code is recorded as ``present=False``: it means "not recorded", which
+    the model and HEART treat as absent.
+    """
+
+    present: bool
+    sources: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> Status:
+        return Status.PRESENT if self.present else Status.MISSING
+
+
+ABSENT = Finding(False)
+
+
+@dataclass(frozen=True, slots=True)
 class Troponin:
     """The latest troponin before the anchor, normalised to ng/L."""
 
@@ -140,7 +159,8 @@ class Troponin:
     # Results within the staleness window above such a lower sex-specific limit but not
     # above their lab's limit (those are in ``troponin_above_url_in_window``): a raised
     # troponin a limit that ignores sex could hide, the bias this service exists to catch.
-    above_sex_specific_url: tuple[str, ...] = ()
+    # A Finding, so that its sources are pseudonymised in the store like every other's.
+    above_sex_specific_url: Finding = ABSENT
 
     @classmethod
     def missing(cls) -> Troponin:
@@ -190,25 +210,6 @@ class Ecg:
                 object.__setattr__(self, "status", Status.MISSING)
         elif self.status is not Status.PRESENT:
             raise ValueError("an ECG with a known category is present")
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """A coded finding (symptom or risk factor): present, and the resources that say so.
-
-    Absence of a code is recorded as ``present=False``: it means "not recorded", which
-    the model and HEART treat as absent.
-    """
-
-    present: bool
-    sources: tuple[str, ...] = ()
-
-    @property
-    def status(self) -> Status:
-        return Status.PRESENT if self.present else Status.MISSING
-
-
-ABSENT = Finding(False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,7 +208,7 @@ def heart_pathway_blockers(
         blockers.append("troponin from before this visit")
     if f.troponin.newer_unread:
         blockers.append("a newer troponin could not be read")
-    if f.troponin.above_sex_specific_url:
+    if f.troponin.above_sex_specific_url.present:
         # The lab's limit states no sex; the sex-specific 99th percentile is lower and was
         # exceeded. Not scored as raised (the lab's limit is the assay's), not ruled out.
         blockers.append("troponin above the sex-specific 99th percentile (lab limit states no sex)")
@@ -289,7 +289,7 @@ def recommend(
         plan.rationale.append(
             "a troponin result could not be read (its unit or value): read it in the lab system"
         )
-    if features.troponin.above_sex_specific_url:
+    if features.troponin.above_sex_specific_url.present:
         plan.add(SERIAL_TROPONIN)
         plan.rationale.append(
             "troponin above the sex-specific 99th percentile, within the lab's limit that "

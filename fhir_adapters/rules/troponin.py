@@ -85,14 +85,14 @@ def derive_troponin(
     if newest_unread is not None and (latest.effective is None or newest_unread > latest.effective):
         # Also when none was read: "missing" must not hide a result that exists.
         latest = replace(latest, newer_unread=True)
-    if above_sex_specific_url:
+    if above_sex_specific_url.present:
         latest = replace(latest, above_sex_specific_url=above_sex_specific_url)
     return latest, above_url
 
 
 def _raised_in_window(
     ctx: Context, results: list[_Result], sex: ClinicalSex, staleness: timedelta
-) -> tuple[Finding, tuple[str, ...]]:
+) -> tuple[Finding, Finding]:
     """The results within ``staleness`` above their limit, and those above only a lower
     sex-specific limit (see the module docstring)."""
     raised = []
@@ -111,10 +111,11 @@ def _raised_in_window(
             value, sex_specific_url, result.comparator
         ):
             raised_for_sex.append((header.time, header.entry, header.ref))
-    above_sex_specific_url = sources(ref for _, _, ref in sorted(raised_for_sex))
-    if not raised:
-        return ABSENT, above_sex_specific_url
-    return Finding(True, sources(ref for _, _, ref in sorted(raised))), above_sex_specific_url
+    return _finding(raised), _finding(raised_for_sex)
+
+
+def _finding(raised: list[tuple[datetime, int, str]]) -> Finding:
+    return Finding(True, sources(ref for _, _, ref in sorted(raised))) if raised else ABSENT
 
 
 def _latest(

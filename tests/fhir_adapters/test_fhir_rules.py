@@ -393,7 +393,7 @@ def test_a_lab_limit_stating_no_sex_is_shown_beside_the_lower_sex_specific_one(
     assert (result.url_ng_l, result.url_source) == (26.0, UrlSource.REFERENCE_RANGE)
     assert result.ratio_to_url == pytest.approx(20 / 26)
     assert result.sex_specific_url_ng_l == sex_specific_url
-    assert result.above_sex_specific_url == above
+    assert result.above_sex_specific_url.sources == above
 
 
 @pytest.mark.parametrize(
@@ -413,7 +413,7 @@ def test_no_sex_specific_concern_where_the_lab_limit_says_enough(
     loinc: str, value: float, unit: str, ranges: list[dict[str, Any]]
 ) -> None:
     obs = troponin(loinc, value, unit, referenceRange=ranges)
-    assert extract_both(triage(obs)).features.troponin.above_sex_specific_url == ()
+    assert not extract_both(triage(obs)).features.troponin.above_sex_specific_url.present
 
 
 def test_an_earlier_result_above_the_sex_specific_limit_within_the_window_is_listed() -> None:
@@ -424,7 +424,7 @@ def test_an_earlier_result_above_the_sex_specific_limit_within_the_window_is_lis
     )
     result = extract_both(data).features
     assert result.troponin.source == "Observation/tn1"
-    assert result.troponin.above_sex_specific_url == ("Observation/tn0",)  # "old": stale
+    assert result.troponin.above_sex_specific_url.sources == ("Observation/tn0",)  # "old": stale
     assert not result.troponin_above_url_in_window.present
 
 
@@ -435,7 +435,7 @@ def test_a_censored_result_is_above_the_sex_specific_limit_only_when_known_to_be
     obs = troponin("89579-7", 20, "ng/L", referenceRange=_UNISEX_HS_TNI)
     obs["valueQuantity"]["comparator"] = comparator
     result = extract_both(triage(obs)).features.troponin
-    assert bool(result.above_sex_specific_url) is above
+    assert result.above_sex_specific_url.present is above
 
 
 def test_conventional_troponin_default_limit() -> None:

@@ -570,3 +570,25 @@ def test_a_request_id_longer_than_an_idempotency_key_is_refused(
     assert refused.value.reason == "request_id_too_long"
     assert _assessment_rows(engine) == 0
     assert engine.assess(example_bundles[0], request_id="x" * 128).request_id == "x" * 128
+
+
+def test_the_store_holds_no_bundle_identifier_in_clear(engine_factory: Factory) -> None:
+    """Every resource id and reference of a bundle that fires every rule with sources (the
+    sex-specific troponin among them): none may reach a stored row unhashed. Was: the
+    sex-specific troponin's sources were stored verbatim."""
+    canary = "CANARYID"
+    data = _chest_pain_woman_or_man("female")
+    for local in (b"p1", b"e1", b"hr", b"rr", b"spo2", b"temp", b"bp", b"ecg", b"tn"):
+        for before in (b'"', b"/", b":"):
+            data = data.replace(before + local + b'"', before + canary.encode() + local + b'"')
+    engine = engine_factory()
+    answer = engine.assess(data, request_id="canary")
+    assert any(canary in s for c in answer.contributions for s in c.sources)  # the answer has them
+    with sqlite3.connect(engine._settings.audit_db_path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        stored = " ".join(
+            str(value) for table in tables for row in conn.execute(f"SELECT * FROM {table}")
+            for value in row
+        )  # fmt: skip
+    assert "sex_specific_url" in stored  # the features that carry the sources were stored
+    assert canary not in stored

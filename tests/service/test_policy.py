@@ -328,7 +328,9 @@ def test_a_troponin_above_the_sex_specific_limit_blocks_early_discharge(
     hidden = replace(
         f,
         troponin=replace(
-            f.troponin, sex_specific_url_ng_l=16.0, above_sex_specific_url=("Observation/tn0",)
+            f.troponin,
+            sex_specific_url_ng_l=16.0,
+            above_sex_specific_url=finding("Observation/tn0"),
         ),
     )
     rec = decide(hidden, LOW_P, total=2)
@@ -435,7 +437,9 @@ def test_a_troponin_above_the_sex_specific_limit_is_said_at_every_band(
 ) -> None:
     """Was said only as an early-discharge blocker, i.e. only in the LOW band."""
     f = make_features(symptoms={"chest_pain": True}, troponin=troponin(0.8))
-    hidden = replace(f, troponin=replace(f.troponin, above_sex_specific_url=("Observation/tn",)))
+    hidden = replace(
+        f, troponin=replace(f.troponin, above_sex_specific_url=finding("Observation/tn"))
+    )
     rec = decide(hidden, MODERATE_P)
     assert policy.SERIAL_TROPONIN in rec.actions
     assert "sex-specific 99th percentile" in " ".join(rec.rationale)
