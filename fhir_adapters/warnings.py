@@ -24,6 +24,8 @@ class WarningCode(StrEnum):
     # time
     MISSING_TIME = "missing_time"  # no usable effective / onset time: ignored
     FUTURE_DATED = "future_dated"  # after the anchor time: ignored
+    # more than MAX_WARNINGS (rules/context.py): the rest are not listed
+    WARNINGS_TRUNCATED = "warnings_truncated"
     # presentation
     # The triage encounter gives a reason (coded, or as text only) in which no chest pain or
     # cardiac-equivalent symptom is recognised, and none is recorded elsewhere.

@@ -273,3 +273,24 @@ def test_a_patient_id_that_is_not_unicode_text_needs_a_full_url() -> None:
     assert caught.value.reason is Reason.PATIENT_WITHOUT_ID
     named = _with_lone_surrogate(bundle(patient(), encounter()), b'"id":"p1"')
     assert extract(named, CONFIG, request_time=REQUEST_TIME).audit.patient_pseudonym
+
+
+# --- warnings are bounded ----------------------------------------------------------------------
+
+
+def test_one_problem_read_many_times_is_warned_once() -> None:
+    """Was one warning per repeated coding (180,000 from one 8 MiB Observation), each stored
+    twice: ~22 MB of audit rows per request."""
+    hr = observation("8867-4", 88, "[ft_i]", id="hr")  # a unit heart rate cannot have
+    hr["code"]["coding"] *= 500
+    extraction = extract_both(triage(hr))
+    assert [(w.code, w.path) for w in extraction.features.warnings] == [
+        ("unknown_unit", "$.entry[2].resource.valueQuantity")
+    ]
+
+
+def test_many_problems_are_capped_with_a_last_warning_saying_so() -> None:
+    broken = [observation("8867-4", 88, "[ft_i]", id=f"hr{i}", minutes=-i) for i in range(300)]
+    warnings = extract(triage(*broken), CONFIG, request_time=REQUEST_TIME).features.warnings
+    assert len(warnings) == 101
+    assert (warnings[-1].code, warnings[-1].path) == ("warnings_truncated", "$")
