@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from service import logs
+from service.keys import PseudonymKeyError
 from service.settings import Settings
 
 # Exit codes.
@@ -233,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as err:  # a JSON setting that is not JSON: names the field only
         print(f"triage: invalid settings: {err}", file=sys.stderr)
         return USAGE
+    except PseudonymKeyError as err:  # a fixed text, never the key
+        print(f"triage: cannot start: {err}", file=sys.stderr)
+        return FAILED
     except OSError as err:
         # An address that does not resolve, a data dir that cannot be made. The reason only:
         # the file name could be an input file's, and a name can be a patient's.

@@ -24,7 +24,8 @@ KEY_BYTES = 32
 
 
 class PseudonymKeyError(RuntimeError):
-    """The key file exists but cannot be used (wrong size, unreadable)."""
+    """The key file exists but cannot be used (wrong size, unreadable, or not private to the
+    service's user)."""
 
 
 def load_pseudonym_key(settings: Settings) -> bytes:
@@ -67,9 +68,15 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def _read_key_file(path: Path) -> bytes:
+    # Refused, not warned about: a key others can read makes every pseudonym reversible by
+    # hashing candidate record numbers, and a key file another user planted (in a data dir
+    # that was writable to them) would be theirs to read.
+    info = path.stat()
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise PseudonymKeyError(
+            "pseudonym key file must belong to the service's user with mode 0600"
+        )
     key = path.read_bytes()
     if len(key) != KEY_BYTES:
         raise PseudonymKeyError(f"pseudonym key file must hold exactly {KEY_BYTES} bytes")
-    if path.stat().st_mode & 0o077:
-        logger.warning("pseudonym key file is readable by group or others; expected mode 0600")
     return key

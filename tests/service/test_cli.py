@@ -298,3 +298,18 @@ def test_the_screen_never_clips_the_basis() -> None:
     # the weight column lines up under the header
     header = next(line for line in lines if line.startswith("Basis"))
     assert rows[0].index("+0.94") <= header.index("weight") + len("weight")
+
+
+def test_an_unusable_key_file_fails_to_start_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "pseudonym.key").write_bytes(b"short")
+    (data / "pseudonym.key").chmod(0o600)
+    monkeypatch.setenv("TRIAGE_DATA_DIR", str(data))
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text('{"resourceType": "Bundle"}')
+    assert cli.main(["assess", str(bundle)]) == cli.FAILED
+    err = capsys.readouterr().err
+    assert err.startswith("triage: cannot start: pseudonym key file must hold exactly")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -72,3 +73,23 @@ def test_group_labels_come_from_the_audit_enums() -> None:
         ("age_band", "90+"),
     )
     assert labels.facility == "other"
+
+
+def test_a_key_file_others_can_read_is_refused_not_used(tmp_path: Path) -> None:
+    """Was used with a warning: a readable key makes every pseudonym reversible."""
+    path = tmp_path / "data" / "pseudonym.key"
+    load_or_create_key_file(path)
+    path.chmod(0o644)
+    with pytest.raises(PseudonymKeyError, match="mode 0600"):
+        load_or_create_key_file(path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_key_file_another_user_planted_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "pseudonym.key"
+    path.parent.mkdir(mode=0o700)
+    path.write_bytes(bytes(KEY_BYTES))  # all zeros: a key the planter knows
+    path.chmod(0o600)
+    os.chown(path, 65534, 65534)
+    with pytest.raises(PseudonymKeyError, match="belong to the service's user"):
+        load_or_create_key_file(path)
