@@ -11,11 +11,15 @@ Counters by group carry the HEART band as ``stratum`` only; the overall figure i
 from __future__ import annotations
 
 import logging
+import socket
+import sys
 import threading
 from collections.abc import Iterable
-from wsgiref.simple_server import WSGIServer
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.registry import Collector
 
 from service.assessment import ModelRef, RiskBand
@@ -207,11 +211,36 @@ class Metrics:
             self.registry.register(collector)
 
     # --- exposition ----------------------------------------------------------------------
-    def start_http(self, host: str, port: int) -> int:
-        """Serve ``/metrics`` on a daemon thread; returns the bound port (``port=0``: any free)."""
+    def start_http(self, host: str, port: int, idle_timeout_s: float = 10.0) -> int:
+        """Serve ``/metrics`` on a daemon thread; returns the bound port (``port=0``: any free).
+
+        prometheus_client's own server gives every connection a thread with no timeout, so
+        idle connections (300 of them in a review) each held a thread for good; here a
+        connection that sends no complete request within ``idle_timeout_s`` is closed."""
         if self._http is not None:
             raise RuntimeError("metrics HTTP server already started")
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+
+        class Handler(WSGIRequestHandler):
+            timeout = idle_timeout_s
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # scrapes are not worth a log line each
+
+        class Server(ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+            address_family = socket.getaddrinfo(host, port)[0][0]
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # socketserver prints a traceback to stderr; a client that timed out or went
+                # away is not worth one, anything else is logged by its class.
+                error = sys.exc_info()[1]
+                if not isinstance(error, (TimeoutError, ConnectionError)):
+                    logger.warning("metrics request failed: %s", type(error).__name__)
+
+        server = make_server(
+            host, port, make_wsgi_app(self.registry), Server, handler_class=Handler
+        )
+        threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
         self._http = server
         bound = int(server.server_address[1])
         logger.info("metrics served on %s:%d", host, bound)
