@@ -122,6 +122,21 @@ def myocardial_injury_or_ischaemia(f: ClinicalFeatures) -> bool:
     )
 
 
+def injury_evidence(f: ClinicalFeatures) -> list[str]:
+    """Which evidence of injury or ischaemia there is, in words (fixed texts, no data): the
+    clinician must be able to find it, and an earlier result is not on the screen's basis."""
+    said = []
+    if f.troponin.exceeds_url():
+        said.append("latest troponin above URL")
+    elif f.troponin_above_url_in_window.present:
+        said.append("an earlier troponin within the window above URL")
+    if f.ecg.category is EcgCategory.ST_DEVIATION:
+        said.append("ST deviation on the latest ECG")
+    elif f.st_deviation_in_window.present:
+        said.append("ST deviation on an earlier ECG within the window")
+    return said
+
+
 def possible_acs(f: ClinicalFeatures) -> bool:
     return acs_symptom(f) or myocardial_injury_or_ischaemia(f)
 
@@ -282,9 +297,7 @@ def recommend(
     if myocardial_injury_or_ischaemia(features):
         plan.at_most(2)
         plan.add(CARDIOLOGY_REVIEW, CONTINUOUS_MONITORING)
-        plan.rationale.append(
-            "troponin above URL or ST deviation (latest, or within the window): ESI 2 or lower"
-        )
+        plan.rationale.append("; ".join(injury_evidence(features)) + ": ESI 2 or lower")
     if features.troponin.newer_unread:
         plan.rationale.append(
             "a troponin result could not be read (its unit or value): read it in the lab system"

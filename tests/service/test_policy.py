@@ -459,3 +459,24 @@ def test_st_elevation_gets_the_stemi_pathway_not_serial_troponin_alone(make_feat
     assert rec.esi_level <= 2
     depression = replace(stemi, st_elevation_in_window=Finding(False))
     assert policy.STEMI_PATHWAY not in decide(depression, LOW_P).actions
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"troponin": troponin(5.6)}, "latest troponin above URL"),
+        ({"troponin_above_url_in_window": finding("Observation/tn0")},
+         "an earlier troponin within the window above URL"),
+        ({"ecg": Ecg(EcgCategory.ST_DEVIATION, "Observation/ecg")},
+         "ST deviation on the latest ECG"),
+        ({"st_deviation_in_window": finding("Observation/ecg0")},
+         "ST deviation on an earlier ECG within the window"),
+    ],
+)  # fmt: skip
+def test_the_rationale_says_which_evidence_of_injury_escalated(
+    make_features: Make, changes: dict[str, object], said: str
+) -> None:
+    """Was "troponin above URL or ST deviation (latest, or within the window)": which one, and
+    whether it was on the screen's basis, the clinician could not tell."""
+    rec = decide(make_features(**changes), LOW_P)
+    assert f"{said}: ESI 2 or lower" in rec.rationale
