@@ -22,7 +22,9 @@ Risk factors (0-2): count of hypertension, hyperlipidaemia, diabetes, obesity, s
 Troponin (0-2): not above the assay URL -> 0, above it -> 1, above 3x it -> 2, as
   ``Troponin.exceeds_url`` judges (a ">" bound at the cut-off is above it; a "<" bound never
   is, so a censored or indeterminate result scores 0); no usable troponin scores 0 with
-  ``troponin_missing`` (HEART then under-states risk: the note says so).
+  the note of its status, ``troponin_missing``, ``troponin_stale`` (older than the window: a
+  raised one may be hiding) or ``troponin_implausible`` (HEART then under-states risk: the note
+  says so, and says why).
 Bands: 0-3 low, 4-6 moderate, 7-10 high.
 """
 
@@ -46,6 +48,14 @@ class HeartNote(StrEnum):
     ECG_UNKNOWN = "ecg_unknown"
     AGE_MISSING = "age_missing"
     TROPONIN_MISSING = "troponin_missing"
+    TROPONIN_STALE = "troponin_stale"
+    TROPONIN_IMPLAUSIBLE = "troponin_implausible"
+
+
+_TROPONIN_NOTES = {
+    Status.STALE: HeartNote.TROPONIN_STALE,
+    Status.IMPLAUSIBLE: HeartNote.TROPONIN_IMPLAUSIBLE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +159,8 @@ def heart_score(f: ClinicalFeatures) -> HeartScore:
 
     t = f.troponin
     if t.status is not Status.PRESENT or t.ratio_to_url is None:
-        notes.append(HeartNote.TROPONIN_MISSING)
+        # Was "missing" whatever the reason: a raised result from 30 h ago read like none.
+        notes.append(_TROPONIN_NOTES.get(t.status, HeartNote.TROPONIN_MISSING))
         troponin = 0
     else:  # a ">" bound at exactly 1x or 3x the limit is above it
         troponin = 0 if not t.exceeds_url(1.0) else (1 if not t.exceeds_url(3.0) else 2)

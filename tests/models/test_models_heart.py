@@ -141,3 +141,19 @@ def test_ecg_and_total_and_band() -> None:
         HeartBand.MODERATE,
         HeartBand.HIGH,
     ]
+
+
+@pytest.mark.parametrize(
+    ("status", "note"),
+    [
+        (Status.STALE, HeartNote.TROPONIN_STALE),
+        (Status.IMPLAUSIBLE, HeartNote.TROPONIN_IMPLAUSIBLE),
+    ],
+)
+def test_an_unscored_troponin_says_why(status: Status, note: HeartNote) -> None:
+    """Was "troponin_missing" for a stale or implausible result too: a raised troponin from
+    30 hours ago read as if none had been drawn."""
+    s = heart_score(_features(troponin=Troponin(status, source="Observation/tn")))
+    assert s.troponin == 0
+    assert note in s.notes
+    assert HeartNote.TROPONIN_MISSING not in s.notes
