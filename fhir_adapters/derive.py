@@ -66,6 +66,7 @@ class Base:
     st_in_window: Finding
     st_elevation_in_window: Finding
     symptoms: Symptoms
+    complaint_not_recognised: bool
     risk_factors: RiskFactors
     warnings: tuple[ExtractionWarning, ...]
     recorded_sex: ClinicalSex
@@ -103,7 +104,9 @@ def derive_base(
     ecg, st_in_window, st_elevation_in_window = derive_ecg(
         ctx, observations, reports, config.ecg_staleness
     )
-    symptoms = derive_symptoms(ctx, conditions, observations, config.vitals_staleness)
+    symptoms, complaint_not_recognised = derive_symptoms(
+        ctx, conditions, observations, config.vitals_staleness
+    )
     risk_factors = derive_risk_factors(
         ctx, conditions, observations, facts.procedures, facts.family_histories, vitals.recent_bmi
     )
@@ -121,6 +124,7 @@ def derive_base(
         st_in_window=st_in_window,
         st_elevation_in_window=st_elevation_in_window,
         symptoms=symptoms,
+        complaint_not_recognised=complaint_not_recognised,
         risk_factors=risk_factors,
         warnings=tuple(warnings.items),
         recorded_sex=sex,
@@ -186,5 +190,6 @@ def _features(base: Base, sex: ClinicalSex) -> ClinicalFeatures:
         troponin_above_url_in_window=raised_in_window,
         st_deviation_in_window=base.st_in_window,
         st_elevation_in_window=base.st_elevation_in_window,
+        complaint_not_recognised=base.complaint_not_recognised,
         warnings=tuple(warnings.items),
     )

@@ -290,6 +290,10 @@ class ClinicalFeatures:
     # The ECGs among those that show ST elevation: reperfusion (STEMI pathway), not serial
     # troponin alone.
     st_elevation_in_window: Finding = ABSENT
+    # The triage encounter gave a reason (coded, or text only) in which no symptom was
+    # recognised, and none is recorded elsewhere (also warned). A field, not only a warning:
+    # the warnings are capped, and the policy must not lose it with them.
+    complaint_not_recognised: bool = False
     warnings: tuple[ExtractionWarning, ...] = ()
 
 

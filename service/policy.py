@@ -57,7 +57,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fhir_adapters.features import ClinicalFeatures, EcgCategory, Measurement, Status
-from fhir_adapters.warnings import WarningCode
 from service.assessment import HeartBasis, Recommendation, RiskBand
 
 # --- thresholds (adult danger-zone vitals, ESI handbook; hypotension) ----------------------
@@ -139,12 +138,6 @@ def injury_evidence(f: ClinicalFeatures) -> list[str]:
 
 def possible_acs(f: ClinicalFeatures) -> bool:
     return acs_symptom(f) or myocardial_injury_or_ischaemia(f)
-
-
-def complaint_not_recognised(f: ClinicalFeatures) -> bool:
-    """The triage encounter gave a reason in which no symptom was recognised."""
-    code = WarningCode.PRESENTING_COMPLAINT_NOT_RECOGNISED.value
-    return any(w.code == code for w in f.warnings)
 
 
 def danger_zone_vitals(f: ClinicalFeatures) -> tuple[str, ...]:
@@ -283,7 +276,7 @@ def recommend(
         plan.rationale.append("possible ACS: ECG within 10 minutes, never ESI 4 or 5")
         if low_bp:
             plan.add(CONTINUOUS_MONITORING)
-    elif complaint_not_recognised(features):
+    elif features.complaint_not_recognised:
         plan.add(ECG_WITHIN_10_MIN)
         plan.at_most(3)
         plan.rationale.append(

@@ -72,6 +72,8 @@ def _resolvable_or_patient(
 # Warnings kept per extraction. Each is stored twice and returned once: a bundle built to
 # raise one per repeated coding (180,000 in 8 MiB) made ~22 MB of audit rows per request.
 MAX_WARNINGS = 100
+# What the clinician must see whatever else was warned about.
+_NEVER_DROPPED = frozenset({WarningCode.PRESENTING_COMPLAINT_NOT_RECOGNISED.value})
 
 
 @dataclass(slots=True)
@@ -95,7 +97,7 @@ class Warnings:
         if key in self._seen:
             return
         self._seen.add(key)
-        if len(self.items) < MAX_WARNINGS:
+        if len(self.items) < MAX_WARNINGS or warning.code in _NEVER_DROPPED:
             self.items.append(warning)
         elif len(self.items) == MAX_WARNINGS:
             self.items.append(ExtractionWarning(WarningCode.WARNINGS_TRUNCATED.value, "$"))

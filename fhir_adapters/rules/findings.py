@@ -97,7 +97,9 @@ def derive_symptoms(
     conditions: list[ConditionFact],
     observations: list[ObservationFact],
     window: timedelta,
-) -> Symptoms:
+) -> tuple[Symptoms, bool]:
+    """The presenting symptoms, and whether the triage encounter gave a reason in which none
+    was recognised (and none is recorded elsewhere)."""
     evidence = _Evidence()
     encounter = ctx.anchor.encounter
     if encounter is not None:
@@ -118,14 +120,16 @@ def derive_symptoms(
         if flags and _presenting(ctx, obs.encounter, obs.header, window):
             _add_flags(evidence, flags, obs.header.ref)
     symptoms = Symptoms(**{flag: evidence.finding(flag) for flag in codes.SYMPTOMS})
-    if encounter is not None and encounter.reason_count and not symptoms.any():
+    unread = encounter is not None and encounter.reason_count > 0 and not symptoms.any()
+    if unread:
         # A reason the rules cannot read ("chest tightness" as text, a local code) must not
         # look like a presentation without symptoms.
+        assert encounter is not None
         ctx.warnings.add(
             WarningCode.PRESENTING_COMPLAINT_NOT_RECOGNISED,
             f"$.entry[{encounter.entry}].resource.reasonCode",
         )
-    return symptoms
+    return symptoms, unread
 
 
 def _presenting(ctx: Context, encounter: str | None, header: Header, window: timedelta) -> bool:

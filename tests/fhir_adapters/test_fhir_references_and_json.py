@@ -294,3 +294,18 @@ def test_many_problems_are_capped_with_a_last_warning_saying_so() -> None:
     warnings = extract(triage(*broken), CONFIG, request_time=REQUEST_TIME).features.warnings
     assert len(warnings) == 101
     assert (warnings[-1].code, warnings[-1].path) == ("warnings_truncated", "$")
+
+
+def test_an_unread_complaint_survives_the_warning_cap() -> None:
+    """Was dropped with the warnings past the cap, and with it the policy's ECG rule (a long
+    $everything export gave 100 other warnings first)."""
+    visit = encounter()
+    visit["reasonCode"] = [{"text": "chest tightness"}]
+    voided = [
+        observation("8867-4", 80, "/min", id=f"v{i}", status="entered-in-error", minutes=-i)
+        for i in range(150)
+    ]
+    features = extract_both(bundle(patient(), visit, *voided)).features
+    assert features.complaint_not_recognised
+    assert "presenting_complaint_not_recognised" in {w.code for w in features.warnings}
+    assert "warnings_truncated" in {w.code for w in features.warnings}

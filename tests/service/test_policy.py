@@ -15,13 +15,11 @@ from fhir_adapters.features import (
     ClinicalFeatures,
     Ecg,
     EcgCategory,
-    ExtractionWarning,
     Finding,
     Measurement,
     Status,
     Troponin,
 )
-from fhir_adapters.warnings import WarningCode
 from models.schema import SYMPTOMS
 from service import policy
 from service.assessment import HeartBasis, RiskBand
@@ -393,15 +391,7 @@ def test_possible_acs_never_gets_esi_4_or_5_and_always_gets_an_ecg(
 
 def test_an_unrecognised_presenting_complaint_is_not_read_as_none() -> None:
     """Was ESI 4 and routine reassessment for "chest tightness" as text or a local code."""
-    unread = replace(
-        calm_features(),
-        warnings=(
-            ExtractionWarning(
-                WarningCode.PRESENTING_COMPLAINT_NOT_RECOGNISED.value,
-                "$.entry[1].resource.reasonCode",
-            ),
-        ),
-    )
+    unread = replace(calm_features(), complaint_not_recognised=True)
     rec = decide(unread, LOW_P)
     assert rec.esi_level == 3
     assert rec.actions[0] == policy.ECG_WITHIN_10_MIN
