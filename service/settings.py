@@ -7,9 +7,10 @@ environment.
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,12 +30,29 @@ _YEAR_H = 366 * 24.0
 _MAX_GRPC_MESSAGE_BYTES = 2**31 - 1  # gRPC's message sizes are 32-bit
 _MAX_BUNDLE_BYTES = 256 * 1024 * 1024  # so that the default message limit (4x + 64 KiB) fits
 _ENV_PREFIX = "TRIAGE_"
+# What Kubernetes injects for a Service named "triage-..." in the namespace (service links):
+# <NAME>_SERVICE_HOST, <NAME>_SERVICE_PORT[_<port name>], <NAME>_PORT=tcp://...,
+# <NAME>_PORT_<n>_TCP[_PROTO|_PORT|_ADDR]. Not settings, and not typos of ours.
+_SERVICE_LINK = re.compile(r".+_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT_\d+_(TCP|UDP|SCTP)(_\w+)?)")
+_SERVICE_LINK_URL = re.compile(r"(tcp|udp|sctp)://.+")
+
+
+def _service_link(name: str, value: str) -> bool:
+    if _SERVICE_LINK.fullmatch(name):
+        return True
+    return name.endswith("_PORT") and _SERVICE_LINK_URL.fullmatch(value) is not None
+
+
 # Room in one gRPC message for an AssessRequest's other fields beside a bundle at the limit.
 MESSAGE_FRAMING_BYTES = 64 * 1024
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, frozen=True, extra="forbid")
+    # hide_input_in_errors: an error's text otherwise quotes the input, which can be a secret
+    # (the admin token, the pseudonym key) or the whole input for a model-level check.
+    model_config = SettingsConfigDict(
+        env_prefix=_ENV_PREFIX, frozen=True, extra="forbid", hide_input_in_errors=True
+    )
 
     # --- network -------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address the gRPC server binds.")
@@ -265,20 +283,21 @@ class Settings(BaseSettings):
             pseudonym_key=pseudonym_key,
         )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_unknown_environment(cls, data: Any) -> Any:
+    @model_validator(mode="after")
+    def _no_unknown_environment(self) -> Settings:
         # extra="forbid" covers keyword arguments only: a misspelt variable would be ignored,
         # and a typo in TRIAGE_PSEUDONYM_KEY would silently give each host its own key.
-        known = {_ENV_PREFIX + name.upper() for name in cls.model_fields}
+        known = {_ENV_PREFIX + name.upper() for name in type(self).model_fields}
         unknown = sorted(
             name
-            for name in os.environ
-            if name.upper().startswith(_ENV_PREFIX) and name.upper() not in known
+            for name, value in os.environ.items()
+            if name.upper().startswith(_ENV_PREFIX)
+            and name.upper() not in known
+            and not _service_link(name.upper(), value)
         )
         if unknown:  # names only: a value may be a secret
             raise ValueError("unknown environment variables: " + ", ".join(unknown))
-        return data
+        return self
 
     @model_validator(mode="after")
     def _warn_below_alert(self) -> Settings:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from relaxed_gates import RELAXED_GATES
 from triage.v1 import triage_pb2
 
@@ -313,3 +314,39 @@ def test_an_unusable_key_file_fails_to_start_without_a_traceback(
     assert cli.main(["assess", str(bundle)]) == cli.FAILED
     err = capsys.readouterr().err
     assert err.startswith("triage: cannot start: pseudonym key file must hold exactly")
+
+
+def test_kubernetes_service_links_are_not_taken_for_typos(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Service named triage-grpc injects these into every pod of the namespace; they made
+    start-up fail once unknown TRIAGE_* variables were refused."""
+    for name, value in {
+        "TRIAGE_GRPC_SERVICE_HOST": "10.0.0.7",
+        "TRIAGE_GRPC_SERVICE_PORT": "50051",
+        "TRIAGE_GRPC_SERVICE_PORT_GRPC": "50051",
+        "TRIAGE_GRPC_PORT": "tcp://10.0.0.7:50051",
+        "TRIAGE_GRPC_PORT_50051_TCP": "tcp://10.0.0.7:50051",
+        "TRIAGE_GRPC_PORT_50051_TCP_ADDR": "10.0.0.7",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert Settings().port == 50051
+    monkeypatch.setenv("TRIAGE_METRIC_PORT", "9464")  # a typo is still one
+    with pytest.raises(ValidationError, match="TRIAGE_METRIC_PORT"):
+        Settings()
+
+
+def test_a_settings_error_never_carries_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: the unknown-variable error's input value held the whole input, secrets too."""
+    secret = "admin-token-never-shown-0123"
+    monkeypatch.setenv("TRIAGE_ADMIN_TOKEN", secret)
+    monkeypatch.setenv("TRIAGE_TYPO", "x")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert secret not in str(refused.value)
+    assert secret[-10:] not in str(refused.value)
+
+
+def test_a_weak_secret_is_not_quoted_by_the_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIAGE_PSEUDONYM_KEY", "short-key-15chr")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert "short-key-15chr" not in str(refused.value)
