@@ -211,12 +211,16 @@ class Metrics:
             self.registry.register(collector)
 
     # --- exposition ----------------------------------------------------------------------
-    def start_http(self, host: str, port: int, idle_timeout_s: float = 10.0) -> int:
+    def start_http(
+        self, host: str, port: int, idle_timeout_s: float = 10.0, max_connections: int = 16
+    ) -> int:
         """Serve ``/metrics`` on a daemon thread; returns the bound port (``port=0``: any free).
 
         prometheus_client's own server gives every connection a thread with no timeout, so
-        idle connections (300 of them in a review) each held a thread for good; here a
-        connection that sends no complete request within ``idle_timeout_s`` is closed."""
+        idle connections (300 of them in a review) each held a thread for good. Here a read
+        that waits longer than ``idle_timeout_s`` closes the connection, and at most
+        ``max_connections`` are served at once (one more is closed at once): a client that
+        trickles a byte at a time still holds one thread, never all of them."""
         if self._http is not None:
             raise RuntimeError("metrics HTTP server already started")
 
@@ -226,9 +230,23 @@ class Metrics:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # scrapes are not worth a log line each
 
+        slots = threading.BoundedSemaphore(max_connections)
+
         class Server(ThreadingMixIn, WSGIServer):
             daemon_threads = True
             address_family = socket.getaddrinfo(host, port)[0][0]
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                if not slots.acquire(blocking=False):
+                    self.shutdown_request(request)  # Prometheus retries at its next scrape
+                    return
+                super().process_request(request, client_address)
+
+            def process_request_thread(self, request: Any, client_address: Any) -> None:
+                try:
+                    super().process_request_thread(request, client_address)
+                finally:
+                    slots.release()
 
             def handle_error(self, request: Any, client_address: Any) -> None:
                 # socketserver prints a traceback to stderr; a client that timed out or went

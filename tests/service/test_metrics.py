@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 import urllib.request
 
 from service.assessment import ModelRef
@@ -106,3 +107,29 @@ def test_an_idle_connection_to_the_metrics_endpoint_is_closed() -> None:
         assert b"triage_assessments_total" in page
     finally:
         metrics.stop_http()
+
+
+def test_connections_past_the_cap_are_closed_at_once_and_threads_stay_bounded() -> None:
+    """A client trickling a byte at a time resets the per-read timeout: the cap is what bounds
+    the threads (diff review: one such client held its thread past 12 s)."""
+    metrics = Metrics()
+    port = metrics.start_http("127.0.0.1", 0, idle_timeout_s=30, max_connections=2)
+    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+    try:
+        for connection in held:
+            connection.sendall(b"G")
+        time.sleep(0.2)  # both are being served (each holds a slot)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as third:
+            third.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            try:
+                answer = third.recv(1024)
+            except ConnectionResetError:  # closed with the request unread: a reset
+                answer = b""
+            assert answer == b""  # closed at once, not queued for a thread
+    finally:
+        for connection in held:
+            connection.close()
+    time.sleep(0.2)
+    page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    assert b"triage_assessments_total" in page
+    metrics.stop_http()
