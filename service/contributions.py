@@ -32,10 +32,21 @@ from fhir_adapters.features import (
 from models.schema import FEATURE_NAMES
 from service.assessment import Contribution
 from service.deidentify import UNREAD_NOTE, safe_comparator
+from service.policy import (
+    ADULT_AGE,
+    DANGER_HEART_RATE,
+    DANGER_RESPIRATORY_RATE,
+    DANGER_SPO2,
+    HYPOTENSION_SBP,
+)
 from service.scoring import FloatArray, Scorer, imputed_row
 
 TOP_K = 6
 _EPS = 1e-7
+# Values the policy compares with: a displayed value must not round onto one of them.
+_THRESHOLDS = frozenset(
+    {DANGER_HEART_RATE, DANGER_RESPIRATORY_RATE, DANGER_SPO2, HYPOTENSION_SBP, ADULT_AGE}
+)
 _DISPLAY_UNITS = {"a": "years", "Cel": "°C", "mm[Hg]": "mmHg", "kg/m2": "kg/m²"}
 _MEASUREMENTS = (
     "age_years",
@@ -164,8 +175,11 @@ def _measurement_text(item: str, m: Measurement) -> str:
         return m.status.value
     unit = CANONICAL_UNITS[item]
     # One decimal at most: "74.4685 mmHg" (a computed or converted value) claimed a precision
-    # no vital sign has.
+    # no vital sign has. Unless rounding lands on a policy threshold the value is not at: an
+    # SpO2 of 91.96 shown as "92 %" beside "SpO2 below 92 %" would contradict the rationale.
     value = f"{m.value:.1f}".rstrip("0").rstrip(".")
+    if float(value) != m.value and float(value) in _THRESHOLDS:
+        value = f"{m.value:g}"
     return f"{value} {_DISPLAY_UNITS.get(unit, unit)}"
 
 

@@ -161,3 +161,14 @@ def test_a_troponin_that_could_not_be_read_is_said_beside_its_status() -> None:
     unread = replace(calm_features().troponin, status=Status.MISSING, newer_unread=True)
     shown = describe(replace(calm_features(), troponin=unread), "troponin", 0.0)
     assert shown.value == "missing; a troponin result could not be read"
+
+
+@pytest.mark.parametrize(
+    ("item", "value", "shown"),
+    [("spo2", 91.96, "91.96 %"), ("heart_rate", 100.04, "100.04 /min"), ("spo2", 91.94, "91.9 %")],
+)
+def test_a_value_never_rounds_onto_the_threshold_the_rationale_compares_with(
+    make_features: Callable[..., ClinicalFeatures], item: str, value: float, shown: str
+) -> None:
+    """Was "92 %" beside the rationale "SpO2 below 92 %"."""
+    assert describe(make_features(**{item: present(value)}), item, 0.0).value == shown
