@@ -194,6 +194,12 @@ class StreamSlots:
         self._sending: dict[int, _Sending] = {}
         self._sending_lock = threading.Lock()
         self._watchdog: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        """Stop the watchdog (the server is stopping: gRPC ends what is left after its grace).
+        The reader threads stay: streams in flight read on them during the grace period."""
+        self._closed.set()
 
     def admit(self, context: grpc.ServicerContext) -> bool:
         """Take a slot until the call ends (however it ends); False when none is free."""
@@ -238,17 +244,19 @@ class StreamSlots:
 
     def _watch(self) -> None:
         period = min(1.0, self.idle_timeout_s / 4)
-        while True:
-            time.sleep(period)
+        while not self._closed.wait(period):
             now = time.monotonic()
             with self._sending_lock:
                 stuck = [
-                    s
+                    (s, s.since)
                     for s in self._sending.values()
                     if s.since is not None and now - s.since > self.idle_timeout_s
                 ]
-            for sending in stuck:
-                sending.since = None
+            for sending, since in stuck:
+                # Only if that same result is still waiting: the client may have taken it (and
+                # the handler handed gRPC the next one) since the look above.
+                if sending.since != since:
+                    continue
                 logger.info("AssessStream cancelled: its client stopped reading results")
                 sending.context.cancel()  # type: ignore[no-untyped-call]
 
@@ -518,9 +526,12 @@ class HealthTracker:
 class TriageServer:
     """The started-or-not gRPC server with its health tracker."""
 
-    def __init__(self, server: grpc.Server, health_tracker: HealthTracker) -> None:
+    def __init__(
+        self, server: grpc.Server, health_tracker: HealthTracker, streams: StreamSlots
+    ) -> None:
         self.grpc_server = server
         self.health = health_tracker
+        self.streams = streams
 
     def start(self) -> None:
         self.grpc_server.start()
@@ -530,7 +541,9 @@ class TriageServer:
         """Health NOT_SERVING first, then refuse new calls and give calls in flight ``grace``
         seconds. The returned event is set once every call has ended."""
         self.health.shutdown()
-        return self.grpc_server.stop(grace)
+        stopped = self.grpc_server.stop(grace)
+        self.streams.close()
+        return stopped
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         return self.grpc_server.wait_for_termination(timeout)
@@ -582,7 +595,7 @@ def create_server(
         raise OSError(failure) from exc
     if port == 0:
         raise OSError(failure)
-    return TriageServer(server, tracker), port
+    return TriageServer(server, tracker, streams), port
 
 
 __all__ = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import queue
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -263,3 +264,17 @@ def test_a_stream_whose_client_stops_reading_is_cancelled_and_frees_its_slot(
         )
     finally:
         stuck.cancel()
+
+
+def test_the_send_watchdog_stops_with_the_server(
+    serve: Callable[..., Any], example_bundles: list[bytes]
+) -> None:
+    """Was a thread for the life of the process, per server ever created."""
+    served = serve(max_streams=1, stream_idle_timeout_s=0.5)
+    assert _stream_once(served.stub, example_bundles[0]) == ["assessment"]
+    watchdogs = [t for t in threading.enumerate() if t.name == "grpc-stream-send-watchdog"]
+    assert watchdogs
+    served.server.stop(0).wait(5)
+    for thread in watchdogs:
+        thread.join(5)
+        assert not thread.is_alive()
