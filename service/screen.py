@@ -7,6 +7,10 @@ from triage.v1 import triage_pb2
 
 _WIDTH = 78
 _FOOTER = "Decision support only: synthetic reference model, not clinically validated."
+_WEIGHT_NOTE = (
+    "weight: the model's log-odds against the item not recorded; the ESI and actions come "
+    "from the rules above, not from the weights"
+)
 
 
 def _band(value: triage_pb2.RiskBand) -> str:
@@ -63,6 +67,9 @@ def render(msg: triage_pb2.Assessment, title: str = "") -> str:
                 f"            {c.feature:<{fw}} {c.value:<{vw}} {c.weight:+6.2f}  "
                 f"{c.status:<9} {sources}"
             )
+        # A negative weight beside "chest_pain present" reads as "chest pain is reassuring"
+        # unless the screen says what it is measured against.
+        out.append(f"            {_WEIGHT_NOTE}")
     for i, warning in enumerate(msg.warnings):
         out.append(("Warnings    " if i == 0 else "            ") + warning)
     if msg.HasField("fairness_audit"):

@@ -350,3 +350,15 @@ def test_a_weak_secret_is_not_quoted_by_the_settings_error(monkeypatch: pytest.M
     with pytest.raises(ValidationError) as refused:
         Settings()
     assert "short-key-15chr" not in str(refused.value)
+
+
+def test_the_screen_says_what_a_weight_is_measured_against() -> None:
+    """A clinical review read "chest_pain present -0.72" as "chest pain is reassuring"."""
+    msg = triage_pb2.Assessment(
+        top_features=[
+            triage_pb2.Contribution(
+                feature="chest_pain", value="present", weight=-0.72, status="present"
+            )
+        ]
+    )
+    assert "against the item not recorded" in render(msg)
