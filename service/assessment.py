@@ -128,6 +128,14 @@ class Recommendation:
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """A finding behind a safety rule, and the resources that show it."""
+
+    finding: str  # a fixed name, e.g. "troponin_above_url_in_window"
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Assessment:
     request_id: str
     audit_id: str
@@ -140,6 +148,7 @@ class Assessment:
     model: ModelRef
     fairness_audit: FairnessAudit | None
     encounter_selection: str = ""
+    evidence: tuple[Evidence, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -30,7 +30,7 @@ from fhir_adapters.features import (
     Status,
 )
 from models.schema import FEATURE_NAMES
-from service.assessment import Contribution
+from service.assessment import Contribution, Evidence
 from service.deidentify import UNREAD_NOTE, safe_comparator
 from service.policy import (
     ADULT_AGE,
@@ -123,6 +123,18 @@ class ContributionExplainer:
         weights = self.weights(row)
         ranked = sorted(weights.items(), key=lambda kv: (-abs(kv[1]), kv[0]))[: self._top_k]
         return tuple(describe(features, item, weight) for item, weight in ranked)
+
+
+def evidence(features: ClinicalFeatures) -> tuple[Evidence, ...]:
+    """The findings the safety rules act on, with their sources: an earlier raised troponin
+    or ST change escalates, but top_features shows only the latest result."""
+    findings = (
+        ("troponin_above_url_in_window", features.troponin_above_url_in_window),
+        ("troponin_above_sex_specific_url", features.troponin.above_sex_specific_url),
+        ("st_deviation_in_window", features.st_deviation_in_window),
+        ("st_elevation_in_window", features.st_elevation_in_window),
+    )
+    return tuple(Evidence(name, f.sources) for name, f in findings if f.present)
 
 
 def describe(features: ClinicalFeatures, item: str, weight: float) -> Contribution:

@@ -179,6 +179,10 @@ def assessment(value: Assessment) -> triage_pb2.Assessment:
         created_at=timestamp(value.created_at),
         encounter_selection=value.encounter_selection,
         escalated=rec.escalated,
+        evidence=[
+            triage_pb2.Evidence(finding=e.finding, source_ids=list(e.sources))
+            for e in value.evidence
+        ],
     )
     if value.fairness_audit is not None:
         msg.fairness_audit.CopyFrom(fairness_audit(value.fairness_audit))

@@ -118,4 +118,7 @@ def _map_sources(assessment: Assessment, convert: Callable[[str], str]) -> Asses
     contributions = tuple(
         replace(c, sources=tuple(convert(s) for s in c.sources)) for c in assessment.contributions
     )
-    return replace(assessment, contributions=contributions)
+    evidence = tuple(
+        replace(e, sources=tuple(convert(s) for s in e.sources)) for e in assessment.evidence
+    )
+    return replace(assessment, contributions=contributions, evidence=evidence)

@@ -49,7 +49,7 @@ from service.assessment import (
 )
 from service.assessment_codec import dumps
 from service.audit_store import AuditRecord, AuditStore, StoredRequest
-from service.contributions import ContributionExplainer
+from service.contributions import ContributionExplainer, evidence
 from service.counterfactual import evaluate, variant_grid
 from service.deidentify import Pseudonyms, restore_sources, stored_assessment, stored_features
 from service.errors import (
@@ -627,6 +627,7 @@ class Engine:
                     model=model.ref,
                     fairness_audit=fairness,
                     encounter_selection=features.encounter_selection.value,
+                    evidence=evidence(features),
                 )
                 record = _record(
                     assessment, extraction, bundle_sha256, requested, labels, fairness, self._key

@@ -70,6 +70,11 @@ def render(msg: triage_pb2.Assessment, title: str = "") -> str:
         # A negative weight beside "chest_pain present" reads as "chest pain is reassuring"
         # unless the screen says what it is measured against.
         out.append(f"            {_WEIGHT_NOTE}")
+    for i, item in enumerate(msg.evidence):
+        out.append(
+            ("Evidence    " if i == 0 else "            ")
+            + f"{item.finding}: {', '.join(item.source_ids)}"
+        )
     for i, warning in enumerate(msg.warnings):
         out.append(("Warnings    " if i == 0 else "            ") + warning)
     if msg.HasField("fairness_audit"):

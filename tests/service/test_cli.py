@@ -362,3 +362,14 @@ def test_the_screen_says_what_a_weight_is_measured_against() -> None:
         ]
     )
     assert "against the item not recorded" in render(msg)
+
+
+def test_the_screen_lists_the_evidence_with_its_sources() -> None:
+    msg = triage_pb2.Assessment(
+        evidence=[
+            triage_pb2.Evidence(
+                finding="troponin_above_url_in_window", source_ids=["Observation/tn0"]
+            )
+        ]
+    )
+    assert "Evidence    troponin_above_url_in_window: Observation/tn0" in render(msg)

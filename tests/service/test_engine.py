@@ -592,3 +592,17 @@ def test_the_store_holds_no_bundle_identifier_in_clear(engine_factory: Factory) 
         )  # fmt: skip
     assert "sex_specific_url" in stored  # the features that carry the sources were stored
     assert canary not in stored
+
+
+def test_the_evidence_behind_a_safety_rule_is_in_the_answer_and_replays(
+    engine_factory: Factory,
+) -> None:
+    """Was named in words only: an earlier result that escalated was on no list a clinician
+    could follow back to the record."""
+    engine = engine_factory()
+    data = _chest_pain_woman_or_man("female")
+    first = engine.assess(data, request_id="evidence")
+    assert [(e.finding, e.sources) for e in first.evidence] == [
+        ("troponin_above_sex_specific_url", ("Observation/tn",))
+    ]
+    assert engine.assess(data, request_id="evidence") == first  # stored pseudonymised, mapped back

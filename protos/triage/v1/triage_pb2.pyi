@@ -45,7 +45,7 @@ class AssessRequest(_message.Message):
     def __init__(self, fhir_bundle: _Optional[bytes] = ..., request_id: _Optional[str] = ..., encounter_id: _Optional[str] = ...) -> None: ...
 
 class Assessment(_message.Message):
-    __slots__ = ("request_id", "audit_id", "mace_probability", "band", "esi_level", "recommended_actions", "heart_score", "heart", "top_features", "warnings", "model", "fairness_audit", "rationale", "created_at", "encounter_selection", "escalated")
+    __slots__ = ("request_id", "audit_id", "mace_probability", "band", "esi_level", "recommended_actions", "heart_score", "heart", "top_features", "warnings", "model", "fairness_audit", "rationale", "created_at", "encounter_selection", "escalated", "evidence")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIT_ID_FIELD_NUMBER: _ClassVar[int]
     MACE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +62,7 @@ class Assessment(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ENCOUNTER_SELECTION_FIELD_NUMBER: _ClassVar[int]
     ESCALATED_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     audit_id: str
     mace_probability: float
@@ -78,7 +79,16 @@ class Assessment(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     encounter_selection: str
     escalated: bool
-    def __init__(self, request_id: _Optional[str] = ..., audit_id: _Optional[str] = ..., mace_probability: _Optional[float] = ..., band: _Optional[_Union[RiskBand, str]] = ..., esi_level: _Optional[int] = ..., recommended_actions: _Optional[_Iterable[str]] = ..., heart_score: _Optional[int] = ..., heart: _Optional[_Union[HeartComponents, _Mapping]] = ..., top_features: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., fairness_audit: _Optional[_Union[FairnessAudit, _Mapping]] = ..., rationale: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encounter_selection: _Optional[str] = ..., escalated: _Optional[bool] = ...) -> None: ...
+    evidence: _containers.RepeatedCompositeFieldContainer[Evidence]
+    def __init__(self, request_id: _Optional[str] = ..., audit_id: _Optional[str] = ..., mace_probability: _Optional[float] = ..., band: _Optional[_Union[RiskBand, str]] = ..., esi_level: _Optional[int] = ..., recommended_actions: _Optional[_Iterable[str]] = ..., heart_score: _Optional[int] = ..., heart: _Optional[_Union[HeartComponents, _Mapping]] = ..., top_features: _Optional[_Iterable[_Union[Contribution, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., fairness_audit: _Optional[_Union[FairnessAudit, _Mapping]] = ..., rationale: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., encounter_selection: _Optional[str] = ..., escalated: _Optional[bool] = ..., evidence: _Optional[_Iterable[_Union[Evidence, _Mapping]]] = ...) -> None: ...
+
+class Evidence(_message.Message):
+    __slots__ = ("finding", "source_ids")
+    FINDING_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_IDS_FIELD_NUMBER: _ClassVar[int]
+    finding: str
+    source_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, finding: _Optional[str] = ..., source_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HeartComponents(_message.Message):
     __slots__ = ("history", "ecg", "age", "risk_factors", "troponin", "band")
