@@ -172,9 +172,9 @@ def _reference(value: object) -> str | None:
     if type(value) is not dict:
         return MALFORMED_REFERENCE
     ref = value.get("reference")
-    # _text inlined for the common case: this runs for every reference in the bundle.
+    # This runs for every reference in the bundle: _text is inlined for the common (ASCII)
+    # case, and the containment test comes before the call.
     if type(ref) is str and ref and (ref.isascii() or _text(ref) is not None):
-        # A containment test before the call: this runs for every reference in the bundle.
         return (unversioned(ref) or MALFORMED_REFERENCE) if "/_history/" in ref else ref
     return MALFORMED_REFERENCE
 

@@ -520,6 +520,11 @@ class Engine:
         started = time.perf_counter()
         try:
             assessment, shadow_job = self._answer(bundle, request_id, encounter_id, deadline)
+        except AuditStoreUnavailable as exc:
+            # Read (the request_id look-up) or write: either way nothing could be recorded.
+            self._metrics.record_audit_store_failure()
+            logger.error("audit store unavailable (%s); request refused (fail closed)", exc.reason)
+            raise
         finally:
             # Every call, answered or refused: the slowest (deadline exceeded, a store that
             # hangs) are the ones the tail must show.
@@ -552,13 +557,7 @@ class Engine:
         _check_deadline(deadline)
         bundle_sha256 = hashlib.sha256(bundle).hexdigest()
         requested = pseudonym(self._key, _encounter_key(encounter_id)) if encounter_id else ""
-        try:
-            stored = self._store.find(request_id)
-        except AuditStoreUnavailable:
-            # A store that cannot be read cannot be written either: the same page.
-            self._metrics.record_audit_store_failure()
-            logger.error("audit store not readable; request refused (fail closed)")
-            raise
+        stored = self._store.find(request_id)
         if stored is not None:
             return self._replay(stored, bundle, bundle_sha256, requested), None
 
@@ -638,10 +637,6 @@ class Engine:
                 self._metrics.observe_stage("persist", time.perf_counter() - t_persist)
                 if existing is not None:
                     raise _RecordedFirst(existing)
-        except AuditStoreUnavailable:
-            self._metrics.record_audit_store_failure()
-            logger.error("audit record not written; request refused (fail closed)")
-            raise
         except _RecordedFirst as first:
             # A concurrent request with the same request_id was recorded first: its
             # assessment is the answer, and this decision was taken back out of the window.

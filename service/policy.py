@@ -28,9 +28,9 @@ Explicit on purpose; docs/engine.md restates it as a table. The rules, in the or
    monitoring); without -> ESI <= 2.
 8. Possible ACS always gets "ECG within 10 minutes" (first, after the resuscitation area when
    hypotension makes it ESI 1) and never ESI 4 or 5. So does a triage encounter whose reason
-   the extraction could not recognise (warning ``presenting_complaint_not_recognised``: free
-   text, a local code) when nothing else shows a symptom: this service is called for chest
-   pain and its equivalents, and an unread complaint must not read as none.
+   the extraction could not recognise (``ClinicalFeatures.complaint_not_recognised``, also
+   warned: free text, a local code) when nothing else shows a symptom: this service is
+   called for chest pain and its equivalents, and an unread complaint must not read as none.
 8b. A high-sensitivity troponin above the patient's sex-specific 99th percentile, where the
    lab's limit states no sex (``Troponin.above_sex_specific_url``): serial troponin, a
    rationale line, and no early discharge; not scored as raised (the lab's limit is the
@@ -113,12 +113,7 @@ def acs_symptom(f: ClinicalFeatures) -> bool:
 
 
 def myocardial_injury_or_ischaemia(f: ClinicalFeatures) -> bool:
-    return (
-        f.troponin.exceeds_url()
-        or f.ecg.category is EcgCategory.ST_DEVIATION
-        or f.troponin_above_url_in_window.present
-        or f.st_deviation_in_window.present
-    )
+    return bool(injury_evidence(f))
 
 
 def injury_evidence(f: ClinicalFeatures) -> list[str]:

@@ -120,16 +120,15 @@ def derive_symptoms(
         if flags and _presenting(ctx, obs.encounter, obs.header, window):
             _add_flags(evidence, flags, obs.header.ref)
     symptoms = Symptoms(**{flag: evidence.finding(flag) for flag in codes.SYMPTOMS})
-    unread = encounter is not None and encounter.reason_count > 0 and not symptoms.any()
-    if unread:
-        # A reason the rules cannot read ("chest tightness" as text, a local code) must not
-        # look like a presentation without symptoms.
-        assert encounter is not None
-        ctx.warnings.add(
-            WarningCode.PRESENTING_COMPLAINT_NOT_RECOGNISED,
-            f"$.entry[{encounter.entry}].resource.reasonCode",
-        )
-    return symptoms, unread
+    if encounter is None or not encounter.reason_count or symptoms.any():
+        return symptoms, False
+    # A reason the rules cannot read ("chest tightness" as text, a local code) must not look
+    # like a presentation without symptoms.
+    ctx.warnings.add(
+        WarningCode.PRESENTING_COMPLAINT_NOT_RECOGNISED,
+        f"$.entry[{encounter.entry}].resource.reasonCode",
+    )
+    return symptoms, True
 
 
 def _presenting(ctx: Context, encounter: str | None, header: Header, window: timedelta) -> bool:
